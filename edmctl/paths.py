@@ -1,0 +1,29 @@
+"""Where edmctl keeps things: the home (registry and run folders) and the cache (detector weights)."""
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """`$EDMCTL_HOME`, default `./runs`: the registry database and the run folders live here."""
+    return Path(os.environ.get("EDMCTL_HOME", "runs"))
+
+
+def cache_dir() -> Path:
+    """`$EDMCTL_CACHE`, default `~/.cache/edmctl`: downloaded or user-provided weights (Inception)."""
+    return Path(os.environ.get("EDMCTL_CACHE", Path.home() / ".cache" / "edmctl"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, then rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

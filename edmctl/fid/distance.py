@@ -1,0 +1,40 @@
+"""Fréchet distance (FID) and kernel distance (KID) between two sets of statistics, both clean-fid's own."""
+
+import contextlib
+
+import numpy as np
+
+from edmctl.fid.stats import Stats
+
+
+def frechet_distance(a: Stats, b: Stats) -> float:
+    """d^2 = ||mu_a - mu_b||^2 + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))  (Heusel et al. 2017)."""
+    from cleanfid.fid import frechet_distance as cleanfid_frechet
+
+    with contextlib.redirect_stdout(None):  # clean-fid prints when it regularises a singular product
+        return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+
+
+@contextlib.contextmanager
+def _seeded_numpy(seed: int):
+    """clean-fid's KID draws subsets from numpy's global generator: seed it, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def kernel_distance(a: Stats, b: Stats, seed: int = 0) -> float | None:
+    """KID (Binkowski et al. 2018) by clean-fid on the two KID reservoirs; None when either side has none.
+
+    clean-fid averages 100 subsets of min(|a|, |b|, 1000) features; drawing those from a uniform reservoir
+    instead of the full set is still a uniform draw, so the estimate keeps its meaning.
+    """
+    from cleanfid.fid import kernel_distance as cleanfid_kid
+
+    if a.feats is None or b.feats is None or min(len(a.feats), len(b.feats)) < 2:
+        return None
+    with _seeded_numpy(seed):
+        return float(cleanfid_kid(a.feats, b.feats))

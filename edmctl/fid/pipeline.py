@@ -1,0 +1,137 @@
+"""The FID pipeline: uint8 NCHW batches -> detector features -> streaming statistics -> FID and KID.
+
+`compute_stats` consumes any iterator of batches (a folder, a zip, or a sampler generating from seeds), so the
+RUN path is `measure_blocks(lambda seeds: generate(seeds), ...)`. Batches are pulled in a background thread,
+so decoding (or sampling) the next batch overlaps the detector on this one.
+"""
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from edmctl.errors import UserError
+from edmctl.fid.detectors import Detector
+from edmctl.fid.distance import frechet_distance, kernel_distance
+from edmctl.fid.stats import KID_RESERVOIR, Stats, StatsAccumulator
+
+_DONE = object()
+
+
+@dataclass
+class Measured:
+    """Statistics of `num_images` images and how long the whole pipeline took."""
+
+    stats: Stats
+    num_images: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.num_images / max(self.seconds, 1e-9)
+
+
+@dataclass
+class FidResult:
+    """One FID value with its KID, the seed block (None for folders and zips) and the throughput."""
+
+    fid: float
+    kid: float | None
+    num_images: int
+    seconds: float
+    images_per_s: float
+    seeds: range | None = None
+
+    def as_dict(self) -> dict:
+        seeds = None if self.seeds is None else [self.seeds.start, self.seeds.stop - 1]
+        return {"fid": self.fid, "kid": self.kid, "num_images": self.num_images, "seconds": self.seconds, "images_per_s": self.images_per_s, "seeds": seeds}
+
+
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """Iterate `items` in a background thread, keeping up to `depth` ready; exceptions re-raise here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer, which raises it
+            q.put(e)
+
+    thread = threading.Thread(target=fill, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def compute_stats(
+    batches: Iterable[torch.Tensor],
+    detector: Detector,
+    on_batch: Callable[[int], None] | None = None,
+    kid_reservoir: int = KID_RESERVOIR,
+) -> Measured:
+    """Features of every uint8 NCHW batch, accumulated in float64 into (mu, sigma) and a KID reservoir."""
+    start = time.perf_counter()
+    acc = StatsAccumulator(kid_reservoir=kid_reservoir)
+    with torch.no_grad():
+        for batch in prefetch(batches):
+            if batch.dtype != torch.uint8 or batch.ndim != 4:
+                raise UserError(f"Images for FID must be uint8 NCHW batches, got {batch.dtype} of shape {tuple(batch.shape)}.")
+            acc.add(detector.features(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+    stats = acc.finish(meta=detector.describe())
+    return Measured(stats, acc.n, time.perf_counter() - start)
+
+
+def compare(measured: Measured, ref: Stats, seeds: range | None = None) -> FidResult:
+    """FID (clean-fid's Fréchet distance) and KID of `measured` against the reference statistics."""
+    return FidResult(
+        fid=frechet_distance(measured.stats, ref),
+        kid=kernel_distance(measured.stats, ref),
+        num_images=measured.num_images,
+        seconds=measured.seconds,
+        images_per_s=measured.images_per_s,
+        seeds=seeds,
+    )
+
+
+def seed_blocks(num: int, repeats: int = 1) -> list[range]:
+    """The paper's protocol: `repeats` disjoint seed blocks [0, num), [num, 2 num), ...; report each and the min."""
+    if num < 2 or repeats < 1:
+        raise UserError(f"--num must be >= 2 and --repeats >= 1, got num={num}, repeats={repeats}.")
+    return [range(r * num, (r + 1) * num) for r in range(repeats)]
+
+
+def measure_blocks(
+    make_batches: Callable[[range], Iterable[torch.Tensor]],
+    detector: Detector,
+    ref: Stats,
+    num: int,
+    repeats: int = 1,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[FidResult]:
+    """FID of the images `make_batches(seeds)` yields for each seed block of `seed_blocks(num, repeats)`."""
+    return [compare(compute_stats(make_batches(seeds), detector, on_batch), ref, seeds) for seeds in seed_blocks(num, repeats)]
+
+
+def best(results: list[FidResult]) -> FidResult:
+    """The paper reports the minimum FID over its three repeats."""
+    return min(results, key=lambda r: r.fid)

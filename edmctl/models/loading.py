@@ -1,0 +1,114 @@
+"""`load_model(spec)`: turn a `--model` string into a denoiser, through a small table of sources.
+
+Specs (the part after `?` is optional, `&`-separated):
+
+    ideal:digits                      the ideal denoiser of sklearn's 1797 8x8 digits, scaled v/8 − 1 to [-1, 1]
+    ideal:digits?std=0.2&n=200        ... a Gaussian mixture of std 0.2 on the first 200 digits
+    ideal:PATH.npz                    an npz with `images` (N, C, H, W) in [-1, 1] and an optional scalar `std`
+    ideal:PATH.npz?std=0.1            ... with `std` overriding the file's
+
+Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by the prefix before the first `:`.
+"""
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from edmctl.errors import UserError
+from edmctl.models.mixture import GaussianMixtureDenoiser
+
+IDEAL_OPTIONS = ("std", "n")
+
+
+def parse_options(query: str, spec: str) -> dict[str, str]:
+    """`std=0.2&n=200` → {"std": "0.2", "n": "200"}; unknown or malformed options raise UserError."""
+    options = {}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in IDEAL_OPTIONS or not value:
+            raise UserError(f"model spec {spec!r}: option {item!r} is not one of {', '.join(k + '=VALUE' for k in IDEAL_OPTIONS)}.")
+        options[key] = value
+    return options
+
+
+def parse_std(value, where: str) -> float:
+    """A component std: a finite number >= 0."""
+    try:
+        std = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: std must be a number >= 0, got {value!r}.") from None
+    if not math.isfinite(std) or std < 0:
+        raise UserError(f"{where}: std must be a finite number >= 0, got {value!r}.")
+    return std
+
+
+def parse_count(value: str, where: str) -> int:
+    """An image count: an integer >= 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"{where}: n must be an integer >= 1, got {value!r}.")
+    return int(value)
+
+
+def digits_images() -> np.ndarray:
+    """sklearn's bundled 8x8 digits as (1797, 1, 8, 8) float64 in [-1, 1] (v / 8 − 1, as in the reference vectors)."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().images[:, None].astype(np.float64) / 8.0 - 1.0
+
+
+def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:
+    """`images` (N, C, H, W) in [-1, 1] and `std` (default 0) from an npz; every defect is a UserError."""
+    if not path.is_file():
+        raise UserError(f"model file {str(path)!r} does not exist; pass ideal:PATH.npz with an existing npz or ideal:digits.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files if key in ("images", "std")}
+    except (OSError, ValueError) as e:
+        raise UserError(f"model file {str(path)!r} is not a readable npz ({e}).") from None
+    if "images" not in arrays:
+        raise UserError(f"model file {str(path)!r} has no `images` array; it needs `images` (N, C, H, W) in [-1, 1].")
+    images = arrays["images"]
+    if images.ndim != 4 or images.shape[0] == 0 or not np.issubdtype(images.dtype, np.number):
+        raise UserError(f"model file {str(path)!r}: `images` must be a numeric (N, C, H, W) array with N >= 1, got shape {images.shape}.")
+    images = images.astype(np.float64)
+    if not np.isfinite(images).all() or images.min() < -1 or images.max() > 1:
+        raise UserError(f"model file {str(path)!r}: `images` must lie in [-1, 1].")
+    std = arrays.get("std", np.float64(0.0))
+    if std.size != 1:
+        raise UserError(f"model file {str(path)!r}: `std` must be a scalar, got shape {std.shape}.")
+    return images, parse_std(std.item(), f"model file {str(path)!r}")
+
+
+def load_ideal(body: str) -> GaussianMixtureDenoiser:
+    """`ideal:digits[?...]` or `ideal:PATH.npz[?...]`: the Gaussian-mixture denoiser (std 0: the ideal denoiser)."""
+    spec = f"ideal:{body}"
+    source, _, query = body.partition("?")
+    options = parse_options(query, spec)
+    if source == "digits":
+        images, std = digits_images(), 0.0
+    elif source.endswith(".npz"):
+        images, std = read_mixture_npz(Path(source))
+    else:
+        raise UserError(f"model spec {spec!r}: after `ideal:` give `digits` or a path ending in .npz.")
+    if "std" in options:
+        std = parse_std(options["std"], f"model spec {spec!r}")
+    if "n" in options:
+        images = images[: parse_count(options["n"], f"model spec {spec!r}")]
+    return GaussianMixtureDenoiser(torch.from_numpy(images), std=std)
+
+
+MODEL_SOURCES: dict[str, Callable[[str], object]] = {
+    "ideal": load_ideal,
+}
+
+
+def load_model(spec: str):
+    """Resolve a `--model` spec (`PREFIX:BODY`) through `MODEL_SOURCES`; an unknown prefix is a UserError."""
+    prefix, sep, body = spec.partition(":")
+    if not sep or prefix not in MODEL_SOURCES:
+        allowed = ", ".join(f"{name}:..." for name in MODEL_SOURCES)
+        raise UserError(f"model {spec!r} is not recognised; use one of {allowed} (e.g. ideal:digits or ideal:PATH.npz).")
+    return MODEL_SOURCES[prefix](body)

@@ -1,0 +1,91 @@
+"""The sampler of EDM Algorithm 2 assembled from the recipe's `[sampler]` section (Table 1, sampling rows).
+
+`run_sampler` resolves the noise range, builds σ(t), s(t) and the time steps {t_i}, and runs the chosen
+solver on the probability-flow ODE. The state is float64; the model is called as D(x/s(t); σ(t)).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS, EPSILON_S
+from edmctl.design.scalings import SCALINGS
+from edmctl.design.schedules import SCHEDULES, VPSchedule, vp_betas_for_range
+from edmctl.design.solvers import SOLVERS
+
+
+@dataclass
+class Churn:
+    """Stochasticity settings of Algorithm 2: γ_i = min(S_churn/N, √2 − 1) for S_tmin ≤ σ(t_i) ≤ S_tmax."""
+
+    s_churn: float
+    s_tmin: float
+    s_tmax: float
+    s_noise: float
+    steps: int
+
+    def gamma(self, sigma) -> float:
+        if self.s_churn > 0 and self.s_tmin <= float(sigma) <= self.s_tmax:
+            return min(self.s_churn / self.steps, math.sqrt(2) - 1)
+        return 0.0
+
+
+class ProbabilityFlow:
+    """dx/dt = (σ'/σ + s'/s)·x − (σ's/σ)·D(x/s; σ) (EDM Eq. 4 with the score (D − x)/σ²). Counts NFE."""
+
+    def __init__(self, model, schedule, scaling, class_labels=None):
+        self.model, self.schedule, self.scaling, self.class_labels = model, schedule, scaling, class_labels
+        self.sigma, self.sigma_inv = schedule.sigma, schedule.sigma_inv
+        self.s = scaling.s
+        self.round_sigma = model.round_sigma
+        self.nfe = 0
+
+    def denoise(self, x, t):
+        """D(x/s(t); σ(t)) in float64, one denoiser call."""
+        self.nfe += 1
+        return self.model(x / self.s(t), self.sigma(t), self.class_labels).to(torch.float64)
+
+    def d(self, x, t):
+        """dx/dt at (x, t): EDM Eq. 4."""
+        sigma, sigma_deriv = self.schedule.sigma(t), self.schedule.sigma_deriv(t)
+        s, s_deriv = self.scaling.s(t), self.scaling.s_deriv(t)
+        return (sigma_deriv / sigma + s_deriv / s) * x - sigma_deriv * s / sigma * self.denoise(x, t)
+
+
+def sigma_range(sampler, model) -> tuple[float, float]:
+    """The sampler's σ range: its own, else its discretization's default, clamped to the model's range."""
+    default_min, default_max = DEFAULT_SIGMA_RANGE[sampler.disc]
+    sigma_min = default_min if sampler.sigma_min is None else sampler.sigma_min
+    sigma_max = default_max if sampler.sigma_max is None else sampler.sigma_max
+    return max(sigma_min, model.sigma_min), min(sigma_max, model.sigma_max)
+
+
+def build_schedule(name: str, sigma_min: float, sigma_max: float):
+    """σ(t); the VP schedule takes β_d, β_min fitted to the σ range so that t runs over [ε_s, 1]."""
+    if SCHEDULES[name] is VPSchedule:
+        return VPSchedule(*vp_betas_for_range(sigma_min, sigma_max, EPSILON_S))
+    return SCHEDULES[name]()
+
+
+def time_steps(sampler, model, schedule, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """t_i = σ⁻¹(round_sigma(σ_i)) for i < N, then t_N = 0; float64."""
+    sigma_steps = DISCRETIZATIONS[sampler.disc](sampler.steps, sigma_min, sigma_max, sampler.rho)
+    t_steps = schedule.sigma_inv(model.round_sigma(sigma_steps))
+    return torch.cat([t_steps, torch.zeros_like(t_steps[:1])])
+
+
+def run_sampler(model, sampler, latents, class_labels, noise) -> tuple[torch.Tensor, int]:
+    """Sample from `model` with the `[sampler]` settings, starting from standard-normal `latents` (N,C,H,W).
+
+    `noise()` returns the next per-image float64 standard-normal draw for the churn (one per step).
+    Returns the samples (float64, unclipped) and the number of denoiser calls (NFE).
+    """
+    sigma_min, sigma_max = sigma_range(sampler, model)
+    schedule = build_schedule(sampler.schedule, sigma_min, sigma_max)
+    flow = ProbabilityFlow(model, schedule, SCALINGS[sampler.scaling](schedule), class_labels)
+    t_steps = time_steps(sampler, model, schedule, sigma_min, sigma_max)
+    x = latents.to(torch.float64) * (schedule.sigma(t_steps[0]) * flow.s(t_steps[0]))
+    churn = Churn(sampler.s_churn, sampler.s_tmin, sampler.s_tmax, sampler.s_noise, sampler.steps)
+    x = SOLVERS[sampler.solver](flow, x, t_steps, churn, noise, sampler.alpha)
+    return x, flow.nfe

@@ -1,0 +1,98 @@
+"""The database connection: where it is, SQLite concurrency settings, write transactions with retries.
+
+Several processes write at once (sweep trials, DDP rank 0, a reader in another terminal), so on SQLite:
+WAL journal (readers never block the writer), a busy timeout, every write transaction starts with
+`BEGIN IMMEDIATE` (the write lock is taken up front, so two writers never deadlock upgrading a read lock),
+transactions are short, and a transaction that still finds the database locked is retried with backoff.
+"""
+
+import os
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from edmctl import paths
+
+BUSY_TIMEOUT_MS = 15_000
+WRITE_RETRIES = 8
+T = TypeVar("T")
+
+_engines: dict[tuple[str, int], Engine] = {}
+
+
+def database_url(home: Path | None = None, url: str | None = None) -> str:
+    """The explicit `url`, else `$EDMCTL_DB_URL` (a SQLAlchemy URL), else `sqlite:///$EDMCTL_HOME/registry.db`."""
+    url = url or os.environ.get("EDMCTL_DB_URL")
+    if url:
+        return url
+    return f"sqlite:///{Path(home if home is not None else paths.home()).resolve() / 'registry.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL, None for other databases (and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix):].split("?", 1)[0])
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL and process (a forked child never reuses its parent's connections)."""
+    key = (url, os.getpid())
+    if key not in _engines:
+        _engines[key] = _create_engine(url)
+    return _engines[key]
+
+
+def _create_engine(url: str) -> Engine:
+    if sqlite_path(url) is None:
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred)
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, safe in WAL mode
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
+    return engine
+
+
+def is_locked(error: OperationalError) -> bool:
+    text = str(error.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work(conn)` in one short write transaction that holds the write lock from its start; retry if locked.
+
+    `work` must be safe to run again (it is re-run from scratch after a rollback).
+    """
+    for attempt in range(WRITE_RETRIES):
+        try:
+            with engine.connect().execution_options(immediate=True) as conn, conn.begin():
+                return work(conn)
+        except OperationalError as error:
+            if not is_locked(error) or attempt == WRITE_RETRIES - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection: one deferred transaction, so the reads inside see one snapshot."""
+    with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,0 +1,112 @@
+"""What a run ran on: host, process, code version (git), Python/torch/CUDA, devices and installed packages.
+
+Captured once when a run opens. Must be fast and never fail: git may be absent, the package may not live in a
+repository, torch may report no GPU. Files too large for a column (the git diff, the package list) are returned
+as `files` for the run to save as `env` artifacts.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+GIT_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Environment:
+    columns: dict[str, Any]  # values for RunRecord columns
+    extra: dict[str, Any] = field(default_factory=dict)  # merged into RunRecord.extra
+    files: dict[str, bytes] = field(default_factory=dict)  # env/<name> artifacts: the git diff, packages.txt
+
+
+def capture() -> Environment:
+    """Everything known about this process's environment (see the module docstring)."""
+    env = Environment(columns={
+        "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
+        "python_version": platform.python_version(),
+    })
+    env.columns.update(torch_info())
+    packages = installed_packages()
+    env.columns["packages_hash"] = hashlib.sha256(packages.encode()).hexdigest()
+    env.files["packages.txt"] = packages.encode()
+    _add_git(env)
+    return env
+
+
+def torch_info() -> dict[str, Any]:
+    """torch and CUDA versions, device names and the world size (torch is imported here, lazily)."""
+    try:
+        import torch
+    except ImportError:
+        return {"devices_json": '["cpu"]', "world_size": 1}
+    if torch.cuda.is_available():
+        devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    else:
+        devices = ["cpu"]
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return {"torch_version": torch.__version__, "cuda_version": torch.version.cuda,
+            "devices_json": json.dumps(devices), "world_size": world_size}
+
+
+@lru_cache(maxsize=1)
+def installed_packages() -> str:
+    """`name==version` of every installed distribution, sorted, one a line (importlib.metadata: no subprocess).
+
+    Read once per process: what a process imported does not change when packages are installed under it."""
+    names = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            names.add(f"{name.lower()}=={dist.version}")
+    return "".join(f"{line}\n" for line in sorted(names))
+
+
+def _add_git(env: Environment) -> None:
+    """The commit and dirty flag of the repository holding the edmctl source (and of the cwd, if another)."""
+    package_repo = find_repo(Path(__file__).resolve().parent)
+    cwd_repo = find_repo(Path.cwd())
+    if package_repo is not None and shutil.which("git"):
+        commit, diff = git_state(package_repo)
+        env.columns.update(git_commit=commit, git_dirty=bool(diff))
+        if diff:
+            env.files["git.diff"] = diff
+    if cwd_repo is not None and cwd_repo != package_repo and shutil.which("git"):
+        commit, diff = git_state(cwd_repo)
+        env.extra["cwd_git"] = {"repo": str(cwd_repo), "commit": commit, "dirty": bool(diff)}
+        if diff:
+            env.files["cwd_git.diff"] = diff
+
+
+def find_repo(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding `.git` (a folder, or a file for worktrees/submodules)."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def git_state(repo: Path) -> tuple[str | None, bytes]:
+    """(HEAD commit, diff of tracked files against HEAD); (None, b"") when git fails or times out."""
+    head = _git(repo, "rev-parse", "HEAD")
+    if head is None:
+        return None, b""
+    diff = _git(repo, "diff", "HEAD", "--binary") or b""
+    return head.decode().strip(), diff
+
+
+def _git(repo: Path, *args: str) -> bytes | None:
+    try:
+        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=GIT_TIMEOUT_S,
+                                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None

@@ -1,0 +1,118 @@
+"""Schema creation and upgrades: once, under a file lock, with the version stored in `registry_meta`.
+
+A database newer than this code is refused (an older edmctl must not write rows it does not understand);
+an older one is copied to `registry.db.v{N}.bak` and then upgraded step by step through `UPGRADES`.
+
+History:
+  v1: runs (without name and extra_json), metrics, artifacts, registry_meta.
+  v2: runs.name, runs.extra_json, and latest_metrics (backfilled from the history) so that listing and
+      compare read one row per (run, key) instead of scanning every logged value.
+"""
+
+import fcntl
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from edmctl.errors import UserError
+from edmctl.registry import db
+from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta
+
+_ready: set[tuple[str, int]] = set()
+
+
+def _upgrade_v1_to_v2(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN name VARCHAR"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN extra_json TEXT NOT NULL DEFAULT '{}'"))
+    LatestMetric.__table__.create(conn)
+    conn.execute(text(
+        "INSERT INTO latest_metrics (run_id, key, value, step, time, min, max, count) "
+        "SELECT m.run_id, m.key, m.value, m.step, m.time, agg.lo, agg.hi, agg.n FROM metrics m "
+        "JOIN (SELECT run_id, key, MAX(id) AS last_id, MIN(value) AS lo, MAX(value) AS hi, COUNT(*) AS n "
+        "      FROM metrics GROUP BY run_id, key) agg ON m.id = agg.last_id"
+    ))
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_v1_to_v2}  # from version N to N + 1
+
+
+def ensure_schema(engine: Engine, url: str, lock_dir: Path) -> None:
+    """Make the database at `url` current: create it, upgrade it (after a backup) or refuse it if newer."""
+    key = (url, id(engine))
+    if key in _ready:
+        return
+    if stored_version(engine) != SCHEMA_VERSION:
+        with _file_lock(lock_dir / "registry.db.lock"):
+            _create_or_upgrade(engine, url)
+    _ready.add(key)
+
+
+def stored_version(engine: Engine) -> int | None:
+    """The schema version recorded in the database; None for an empty database."""
+    with db.read(engine) as conn:
+        if not inspect(conn).has_table("registry_meta"):
+            return None
+        value = conn.execute(text("SELECT value FROM registry_meta WHERE key = 'schema_version'")).scalar()
+    return None if value is None else int(value)
+
+
+def _create_or_upgrade(engine: Engine, url: str) -> None:
+    version = stored_version(engine)  # again: another process may have done it while we waited for the lock
+    if version is None:
+        db.write(engine, _create)
+    elif version > SCHEMA_VERSION:
+        raise UserError(
+            f"The registry database {url} has schema version {version}, newer than this edmctl understands "
+            f"({SCHEMA_VERSION}); upgrade edmctl, or point EDMCTL_HOME / EDMCTL_DB_URL elsewhere."
+        )
+    elif version < SCHEMA_VERSION:
+        _backup(url, version)
+        for step in range(version, SCHEMA_VERSION):
+            db.write(engine, lambda conn, step=step: _upgrade_one(conn, step))
+
+
+def _upgrade_one(conn: Connection, version: int) -> None:
+    UPGRADES[version](conn)
+    _set_version(conn, version + 1)
+
+
+def _create(conn: Connection) -> None:
+    Meta.metadata.create_all(conn, tables=TABLES)
+    _set_version(conn, SCHEMA_VERSION)
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    conn.execute(text("DELETE FROM registry_meta WHERE key = 'schema_version'"))
+    conn.execute(text("INSERT INTO registry_meta (key, value) VALUES ('schema_version', :v)"), {"v": str(version)})
+
+
+def _backup(url: str, version: int) -> Path | None:
+    """Copy a SQLite database (WAL included, through SQLite's backup API) before upgrading it."""
+    source = db.sqlite_path(url)
+    if source is None:
+        return None  # a server database: its operator backs it up
+    target = source.with_name(f"{source.name}.v{version}.bak")
+    if target.exists():
+        target = source.with_name(f"{source.name}.v{version}.{int(time.time())}.bak")
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,158 @@
+"""The registry's tables (SQLModel): runs, their metrics (full history plus a latest-value table) and artifacts.
+
+Times are UNIX seconds (float). Lists and dicts (recipe, seeds, argv, devices, extra) are stored as JSON text,
+so the schema is the same on SQLite and on a shared team database.
+"""
+
+import json
+import math
+from typing import Any, Optional
+
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 2  # v2: runs.name, runs.extra_json and the latest_metrics table (see migrations.py)
+
+KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce")
+STATUSES = ("queued", "running", "done", "failed", "interrupted")
+ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env")
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself; `schema_version` is the one that matters."""
+
+    __tablename__ = "registry_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class RunRecord(SQLModel, table=True):
+    """One run: what was asked (recipe, seeds, argv), how it went (status, times) and where (environment)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_kind_status", "kind", "status"),
+        Index("ix_runs_status", "status"),
+        {"sqlite_autoincrement": True},  # ids are never reused after `runs rm`: run folders stay unambiguous
+    )
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    kind: str
+    status: str
+    name: Optional[str] = None
+    parent_id: Optional[int] = Field(default=None, index=True)
+    recipe_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    recipe_hash: Optional[str] = Field(default=None, index=True)
+    seeds_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    argv_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    created: float
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    heartbeat: Optional[float] = None
+    host: Optional[str] = None
+    pid: Optional[int] = None
+    cwd: Optional[str] = None
+    git_commit: Optional[str] = None
+    git_dirty: Optional[bool] = None
+    python_version: Optional[str] = None
+    torch_version: Optional[str] = None
+    cuda_version: Optional[str] = None
+    devices_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    world_size: Optional[int] = None
+    packages_hash: Optional[str] = None
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+    @property
+    def label(self) -> str:
+        """How a run is shown and referred to: `run12`."""
+        return f"run{self.id}"
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return json.loads(self.recipe_json)
+
+    @property
+    def seeds(self) -> list[int]:
+        return json.loads(self.seeds_json)
+
+    @property
+    def argv(self) -> list[str]:
+        return json.loads(self.argv_json)
+
+    @property
+    def devices(self) -> list[str]:
+        return json.loads(self.devices_json)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything about the run with the JSON columns decoded (for `--json` and for reproduce)."""
+        doc = {k: v for k, v in self.model_dump().items() if not k.endswith("_json")}
+        doc.update(run=self.label, recipe=self.recipe, seeds=self.seeds, argv=self.argv, devices=self.devices,
+                   extra=self.extra)
+        return doc
+
+
+class MetricPoint(SQLModel, table=True):
+    """The full history: one row per logged value."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_key", "run_id", "key", "step"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int
+    key: str
+    step: Optional[int] = None
+    value: Optional[float] = None  # NaN is stored as NULL (SQLite has no NaN)
+    time: float
+
+
+class LatestMetric(SQLModel, table=True):
+    """One row per (run, key): the latest value and the running min/max, so listing and compare never scan history."""
+
+    __tablename__ = "latest_metrics"
+    run_id: int = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    value: Optional[float] = None
+    step: Optional[int] = None
+    time: float
+    min: Optional[float] = None
+    max: Optional[float] = None
+    count: int = 1
+
+    @property
+    def best(self) -> Optional[float]:
+        """The best value so far: the max for rates and scores (`higher_is_better`), else the min (FID, loss)."""
+        return self.max if higher_is_better(self.key) else self.min
+
+
+class ArtifactRecord(SQLModel, table=True):
+    """A file a run produced; `path` is relative to the home so a home can be moved or copied."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("run_id", "path", name="uq_artifacts_run_path"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    kind: str
+    path: str
+    sha256: str
+    bytes: int
+    step: Optional[int] = None
+    time: float
+
+
+TABLES = [Meta.__table__, RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__, ArtifactRecord.__table__]
+RUN_COLUMNS = frozenset(c.name for c in RunRecord.__table__.columns)
+
+_HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "accuracy", "psnr", "ssim")
+
+
+def higher_is_better(key: str) -> bool:
+    """Rates (`*_per_s`) and scores such as precision or IS improve upward; FID, KID, losses and errors downward."""
+    return key.endswith("_per_s") or key in _HIGHER_IS_BETTER
+
+
+def finite_or_none(value: float) -> Optional[float]:
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -1,0 +1,240 @@
+"""`Registry`: the queries every command uses (get, list, latest, metrics, artifacts), reaping and removal.
+
+Reads never write, except reaping runs whose process is gone (every listing reaps first, so no run stays
+"running" after a crash) and the one-time schema upgrade of an older database.
+"""
+
+from __future__ import annotations  # `list[...]` annotations inside Registry, which has a `list` method
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from edmctl import paths
+from edmctl.errors import UserError
+from edmctl.registry import db, migrations, writes
+from edmctl.registry.schema import RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord
+
+STALE_AFTER_S = 120.0  # a run on another host whose heartbeat is older than this is reaped
+_REF = re.compile(r"^(?:run)?(\d+)$")
+_FIELD = re.compile(r"^[A-Za-z_]\w*(\.\w+)*$")
+
+
+@dataclass
+class RemovalPlan:
+    """What `remove` deletes, for `edmctl runs rm` to say before doing it."""
+
+    run_ids: list[int]
+    metric_rows: int
+    artifact_rows: int
+    orphaned_children: list[int]
+    folders: list[Path] = field(default_factory=list)  # deleted only with files=True
+    folder_bytes: int = 0
+
+
+class Registry:
+    """Queries over the runs under `home` (default `edmctl.paths.home()`) in the database at `url`
+    (default `$EDMCTL_DB_URL`, else `sqlite:///$EDMCTL_HOME/registry.db`)."""
+
+    def __init__(self, home: Path | str | None = None, url: str | None = None, create: bool = False):
+        self.home = Path(home if home is not None else paths.home())
+        self.url = db.database_url(self.home, url)
+        sqlite_file = db.sqlite_path(self.url)
+        self.exists = create or sqlite_file is None or sqlite_file.exists()  # a read never creates a database
+        if create and sqlite_file is not None:
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = db.engine_for(self.url)
+        if self.exists:
+            migrations.ensure_schema(self.engine, self.url, self.home)
+
+    # -- runs ---------------------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | int) -> int:
+        """The id of `run12`, `12` or `latest` (the newest run); UserError for anything unknown."""
+        text = str(ref).strip()
+        if text == "latest":
+            ids = self._scalars(select(func.max(RunRecord.id)))
+            if not ids or ids[0] is None:
+                raise UserError(f"There is no latest run: no runs are recorded in {self.home}.")
+            return ids[0]
+        match = _REF.match(text)
+        if not match:
+            raise UserError(f"RUN must look like run12, 12 or latest, not {text!r}.")
+        return int(match.group(1))
+
+    def get(self, ref: str | int) -> RunRecord:
+        """One run by `run12`, `12` or `latest`; UserError (one line) when it is not recorded."""
+        run_id = self.resolve(ref)
+        rows = self._select(select(RunRecord).where(RunRecord.id == run_id)) if self.exists else []
+        if not rows:
+            raise UserError(f"run{run_id} is not in the registry at {self.home}; `edmctl runs` lists the recorded runs.")
+        return rows[0]
+
+    def list(self, kind: str | None = None, status: str | None = None, where: dict[str, Any] | None = None,
+             limit: int | None = 50) -> list[RunRecord]:
+        """Runs newest first, reaping stale ones first. `where` maps a run column (`host`), a recipe field
+        (`sampler.steps`) or an extra field (`extra.nfe`) to the value it must equal."""
+        if not self.exists:
+            return []
+        self.reap()
+        query = select(RunRecord).order_by(RunRecord.id.desc())
+        if kind:
+            query = query.where(RunRecord.kind == kind)
+        if status:
+            if status not in STATUSES:
+                raise UserError(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
+            query = query.where(RunRecord.status == status)
+        for name, value in (where or {}).items():
+            query = query.where(_where_clause(name, value))
+        if limit is not None:
+            query = query.limit(limit)
+        return self._select(query)
+
+    def latest(self, kind: str | None = "train", status: str | None = "done") -> RunRecord | None:
+        """The newest run of `kind` with `status` (None for any), or None when there is none."""
+        runs = self.list(kind=kind, status=status, limit=1)
+        return runs[0] if runs else None
+
+    def children(self, run_id: int) -> list[RunRecord]:
+        return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.home / f"run{run_id}"
+
+    # -- metrics and artifacts ------------------------------------------------------------------------------
+
+    def metrics(self, run_id: int) -> dict[str, LatestMetric]:
+        """Latest value, min, max, best and count of each metric of a run (one row per key: no history scan)."""
+        rows = self._select(select(LatestMetric).where(LatestMetric.run_id == run_id).order_by(LatestMetric.key))
+        return {row.key: row for row in rows}
+
+    def latest_metrics(self, run_ids: list[int]) -> dict[int, dict[str, LatestMetric]]:
+        """`metrics` of several runs in one query (for listings)."""
+        result: dict[int, dict[str, LatestMetric]] = {run_id: {} for run_id in run_ids}
+        if run_ids:
+            for row in self._select(select(LatestMetric).where(LatestMetric.run_id.in_(run_ids))):
+                result[row.run_id][row.key] = row
+        return result
+
+    def history(self, run_id: int, key: str) -> list[MetricPoint]:
+        """Every logged value of one metric, in logging order."""
+        return self._select(select(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.key == key)
+                            .order_by(MetricPoint.id))
+
+    def artifacts(self, run_id: int) -> list[ArtifactRecord]:
+        return self._select(select(ArtifactRecord).where(ArtifactRecord.run_id == run_id).order_by(ArtifactRecord.id))
+
+    def artifact_path(self, artifact: ArtifactRecord) -> Path:
+        """Where an artifact is now: paths inside the home are stored relative to it."""
+        path = Path(artifact.path)
+        return path if path.is_absolute() else self.home / path
+
+    # -- reaping and removal ----------------------------------------------------------------------------------
+
+    def reap(self) -> list[int]:
+        """Mark interrupted the running runs whose process is gone (same host) or whose heartbeat is older than
+        `STALE_AFTER_S` (another host). Returns their ids."""
+        if not self.exists:
+            return []
+        with db.read(self.engine) as conn:
+            running = conn.execute(select(RunRecord.id, RunRecord.host, RunRecord.pid, RunRecord.heartbeat)
+                                   .where(RunRecord.status == "running")).all()
+        stale = [row for row in running if _is_stale(row.host, row.pid, row.heartbeat)]
+        if stale:
+            db.write(self.engine, lambda conn: _mark_reaped(conn, stale))
+        return [row.id for row in stale]
+
+    def removal_plan(self, ref: str | int, files: bool = False) -> RemovalPlan:
+        """What removing a run deletes: its row, metric and artifact records, and with `files` its folder."""
+        run = self.get(ref)
+        if run.status == "running" and not _is_stale(run.host, run.pid, run.heartbeat):
+            raise UserError(f"{run.label} is still running (pid {run.pid} on {run.host}); stop it before removing it.")
+        with db.read(self.engine) as conn:
+            n_metrics = conn.execute(select(func.count()).where(MetricPoint.run_id == run.id)).scalar_one()
+            n_artifacts = conn.execute(select(func.count()).where(ArtifactRecord.run_id == run.id)).scalar_one()
+        plan = RemovalPlan([run.id], n_metrics, n_artifacts, [child.id for child in self.children(run.id)])
+        folder = self.run_dir(run.id)
+        if files and folder.exists():
+            plan.folders.append(folder)
+            plan.folder_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        return plan
+
+    def remove(self, plan: RemovalPlan) -> None:
+        """Delete what `plan` lists: the database rows first, then the folders."""
+        db.write(self.engine, lambda conn: writes.delete_runs(conn, plan.run_ids))
+        for folder in plan.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _select(self, query) -> list:
+        if not self.exists:
+            return []
+        with Session(self.engine) as session:
+            return list(session.exec(query).all())
+
+    def _scalars(self, query) -> list:
+        if not self.exists:
+            return []
+        with db.read(self.engine) as conn:
+            return list(conn.execute(query).scalars().all())
+
+
+def _where_clause(name: str, value: Any):
+    """`name == value` for a run column, an `extra.` field or a recipe field (dotted path into the JSON)."""
+    if not _FIELD.match(name):
+        raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
+    if isinstance(value, str):
+        value = parse_value(value)
+    if name in RUN_COLUMNS and not name.endswith("_json"):
+        return getattr(RunRecord, name) == value
+    column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
+    return func.json_extract(column, f"$.{path}") == value
+
+
+def parse_value(text: str) -> Any:
+    """A `--where` value: JSON when it parses (32, 0.5, true, null), else the string itself (heun)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _is_stale(host: str | None, pid: int | None, heartbeat: float | None) -> bool:
+    if host == socket.gethostname() and pid is not None:
+        return not _pid_alive(pid)
+    return heartbeat is None or time.time() - heartbeat > STALE_AFTER_S
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (killed, not yet waited for by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust os.kill
+    return state not in ("Z", "X")
+
+
+def _mark_reaped(conn, stale) -> None:
+    runs = RunRecord.__table__
+    now = time.time()
+    for row in stale:
+        reason = (f"reaped: process {row.pid} on {row.host} is gone" if row.host == socket.gethostname()
+                  else f"reaped: no heartbeat from {row.host} for more than {STALE_AFTER_S:.0f} s")
+        conn.execute(update(runs).where(runs.c.id == row.id, runs.c.status == "running")
+                     .values(status="interrupted", ended=now, error=reason))

@@ -1,0 +1,98 @@
+"""The write statements of a run's lifecycle, each a function of a connection inside `db.write` (one short
+transaction holding the write lock)."""
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from edmctl.registry.schema import (RUN_COLUMNS, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
+                                    finite_or_none)
+
+RUNS, METRICS, LATEST, ARTIFACTS = (RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__,
+                                    ArtifactRecord.__table__)
+JSON_COLUMNS = {"recipe": "recipe_json", "seeds": "seeds_json", "argv": "argv_json", "devices": "devices_json"}
+FIXED_COLUMNS = frozenset({"id", "status", "created", "extra_json"})  # set only by the lifecycle itself
+
+
+def insert_run(conn: Connection, columns: dict[str, Any]) -> int:
+    return conn.execute(insert(RUNS).values(**columns)).inserted_primary_key[0]
+
+
+def set_status(conn: Connection, run_id: int, status: str, error: str | None = None) -> None:
+    now = time.time()
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status=status, ended=now, heartbeat=now, error=error))
+
+
+def beat(conn: Connection, run_id: int) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "running").values(heartbeat=time.time()))
+
+
+def update_run(conn: Connection, run_id: int, fields: dict[str, Any]) -> None:
+    """Set run columns by name (`devices`, `seeds`, ... are encoded as JSON); other names are merged into `extra`."""
+    columns, extra = split_fields(fields)
+    if extra:
+        stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()
+        columns["extra_json"] = json.dumps({**json.loads(stored), **extra}, default=str)
+    if columns:
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**columns))
+
+
+def split_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(column values, extra values) for `Run.update(**fields)`."""
+    columns, extra = {}, {}
+    for name, value in fields.items():
+        if name in FIXED_COLUMNS:
+            raise ValueError(f"Run.update cannot set {name!r}: it belongs to the run's lifecycle.")
+        if name in JSON_COLUMNS:
+            columns[JSON_COLUMNS[name]] = json.dumps(value, default=str)
+        elif name == "parent":
+            columns["parent_id"] = value
+        elif name in RUN_COLUMNS:
+            columns[name] = value
+        else:
+            extra[name] = value
+    return columns, extra
+
+
+def log_metrics(conn: Connection, run_id: int, values: dict[str, float], step: int | None) -> None:
+    """Append to the history and upsert the latest-value row (latest, min, max, count) of each key."""
+    now = time.time()
+    rows = [{"run_id": run_id, "key": key, "step": step, "value": finite_or_none(v), "time": now}
+            for key, v in values.items()]
+    conn.execute(insert(METRICS), rows)
+    conn.execute(_upsert_latest(conn, [{**row, "min": row["value"], "max": row["value"], "count": 1} for row in rows]))
+
+
+def _upsert_latest(conn: Connection, rows: list[dict[str, Any]]):
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        least, greatest = func.min, func.max  # SQLite's scalar min/max of several arguments
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        least, greatest = func.least, func.greatest
+    else:
+        raise NotImplementedError(f"the registry supports SQLite and PostgreSQL databases, not {dialect}")
+    stmt = dialect_insert(LATEST).values(rows)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={
+        "value": new.value, "step": new.step, "time": new.time, "count": LATEST.c.count + 1,
+        "min": least(func.coalesce(LATEST.c.min, new.value), func.coalesce(new.value, LATEST.c.min)),
+        "max": greatest(func.coalesce(LATEST.c.max, new.value), func.coalesce(new.value, LATEST.c.max)),
+    })
+
+
+def add_artifact(conn: Connection, row: dict[str, Any]) -> None:
+    """Record a file (replacing an earlier record of the same path: a checkpoint rewritten in place)."""
+    conn.execute(delete(ARTIFACTS).where(ARTIFACTS.c.run_id == row["run_id"], ARTIFACTS.c.path == row["path"]))
+    conn.execute(insert(ARTIFACTS).values(**row))
+
+
+def delete_runs(conn: Connection, run_ids: list[int]) -> None:
+    """Remove runs with their metrics and artifact records; their children lose the parent link."""
+    for table in (METRICS, LATEST, ARTIFACTS):
+        conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+    conn.execute(update(RUNS).where(RUNS.c.parent_id.in_(run_ids)).values(parent_id=None))
+    conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids)))

@@ -40,10 +40,10 @@ class RunRecord(SQLModel, table=True):
     status: str
     name: Optional[str] = None
     parent_id: Optional[int] = Field(default=None, index=True)
-    recipe_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    recipe_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     recipe_hash: Optional[str] = Field(default=None, index=True)
-    seeds_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    argv_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    seeds_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    argv_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     created: float
     started: Optional[float] = None
     ended: Optional[float] = None
@@ -56,11 +56,11 @@ class RunRecord(SQLModel, table=True):
     python_version: Optional[str] = None
     torch_version: Optional[str] = None
     cuda_version: Optional[str] = None
-    devices_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    devices_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     world_size: Optional[int] = None
     packages_hash: Optional[str] = None
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
-    extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
 
     @property
     def label(self) -> str:

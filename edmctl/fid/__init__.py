@@ -9,12 +9,12 @@ from edmctl.fid.detectors import DETECTORS, Detector, load_detector
 from edmctl.fid.distance import frechet_distance, kernel_distance
 from edmctl.fid.pipeline import FidResult, Measured, best, compare, compute_stats, measure_blocks, seed_blocks
 from edmctl.fid.preprocess import PROTOCOLS
-from edmctl.fid.sources import ImageList, batches, image_folder, image_zip, open_images, take
+from edmctl.fid.sources import ImageList, batches, dataset_images, image_folder, image_zip, open_images, take
 from edmctl.fid.stats import Stats, check_compatible, load_stats, save_stats
 
 __all__ = [
     "DETECTORS", "PROTOCOLS", "Detector", "FidResult", "ImageList", "Measured", "Stats", "batches", "best",
-    "check_compatible", "compare", "compute_stats", "frechet_distance", "image_folder", "image_zip",
+    "check_compatible", "compare", "dataset_images", "compute_stats", "frechet_distance", "image_folder", "image_zip",
     "kernel_distance", "load_detector", "load_stats", "measure_blocks", "open_images", "save_stats",
     "seed_blocks", "take",
 ]

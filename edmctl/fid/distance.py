@@ -1,6 +1,7 @@
 """Fréchet distance (FID) and kernel distance (KID) between two sets of statistics, both clean-fid's own."""
 
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -11,7 +12,8 @@ def frechet_distance(a: Stats, b: Stats) -> float:
     """d^2 = ||mu_a - mu_b||^2 + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))  (Heusel et al. 2017)."""
     from cleanfid.fid import frechet_distance as cleanfid_frechet
 
-    with contextlib.redirect_stdout(None):  # clean-fid prints when it regularises a singular product
+    with contextlib.redirect_stdout(None), warnings.catch_warnings():  # it prints when it regularises sigma
+        warnings.simplefilter("ignore", DeprecationWarning)  # scipy >= 1.16 deprecates sqrtm's `disp`, which it passes
         return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
 
 

@@ -37,7 +37,7 @@ def decode_image(data: bytes | Path, name: str) -> torch.Tensor:
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
             im = im if im.mode == "L" else im.convert("RGB")
-            array = np.asarray(im, dtype=np.uint8)
+            array = np.array(im, dtype=np.uint8)  # a writable copy
     except (OSError, ValueError) as e:
         raise UserError(f"Image {name} cannot be decoded ({e}); remove it or replace it with a PNG.") from None
     array = array[:, :, None] if array.ndim == 2 else array
@@ -77,6 +77,11 @@ def open_images(source: str | Path) -> ImageList:
     if path.is_file() and path.suffix.lower() == ".zip":
         return image_zip(path)
     raise UserError(f"{source} is neither a folder of images nor a .zip of images.")
+
+
+def dataset_images(dataset) -> ImageList:
+    """An `edmctl.data` dataset (items `(uint8 CHW, label)`) as an ImageList."""
+    return ImageList(str(getattr(dataset, "source", dataset)), len(dataset), lambda i: dataset[i][0])
 
 
 def take(images: ImageList, num: int | None) -> ImageList:

@@ -1,0 +1,145 @@
+"""`edmctl fid`: reference statistics of a dataset (`fid ref`) and FID of a folder or zip (`fid TARGET`).
+
+`edmctl fid TARGET ...` is shorthand for `edmctl fid measure TARGET ...`. Commands parse, check every input,
+then call the `edmctl.fid` library; a measured value is recorded in the registry as a `fid` run.
+"""
+
+import hashlib
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator
+
+import typer
+from typer.core import TyperGroup
+
+from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.errors import UserError
+
+ProtocolOpt = Annotated[str, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode.")]
+DetectorOpt = Annotated[str, typer.Option("--detector", help="inception, pixels, or the path of a TorchScript .pt mapping uint8 NCHW images to features.")]
+BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per detector batch.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device for the detector (default: cuda when available, else cpu).")]
+
+
+class _MeasureByDefault(TyperGroup):
+    """A group whose unknown first word is a TARGET: `fid DIR ...` runs `fid measure DIR ...`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["measure", *args]
+        return super().parse_args(ctx, args)
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _open_source(source: str):
+    """A folder or zip of images through edmctl.fid's readers (clean-fid's decoding); any other dataset
+    `edmctl.data.open_dataset` reads (digits, .npz) through it."""
+    from edmctl.fid import dataset_images, open_images
+
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        return open_images(path)
+    from edmctl.data import open_dataset
+
+    return dataset_images(open_dataset(source))
+
+
+@contextmanager
+def _progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr with images/s; yields the per-batch callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+
+        yield advance
+
+
+def _recipe_hash(recipe: dict) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def ref(
+    data: Annotated[str, typer.Argument(help="Dataset: a folder or .zip of images, or any source training reads (digits, .npz).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the statistics (.npz with mu, sigma).")],
+    detector: DetectorOpt = "inception",
+    protocol: ProtocolOpt = "edm",
+    batch: BatchOpt = 64,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reference statistics (mu, sigma) of a dataset, in the npz layout of EDM's reference files."""
+    from edmctl.fid import batches, compute_stats, load_detector, save_stats
+
+    images = _open_source(data)
+    det = load_detector(detector, protocol, _device(device))
+    with _progress(images.count, f"stats {images.name}") as advance:
+        measured = compute_stats(batches(images, batch), det, on_batch=advance)
+    save_stats(out_path, measured.stats)
+    doc = {"out": str(out_path), "num_images": measured.num_images, "feature_dim": measured.stats.dim,
+           "images_per_s": measured.images_per_s, **det.describe()}
+    emit(doc, as_json, lambda: out.print(f"wrote {out_path}: {measured.num_images} images, {measured.stats.dim}-d "
+                                         f"{det.name} features ({protocol}), {measured.images_per_s:.1f} img/s"))
+
+
+def measure(
+    target: Annotated[str, typer.Argument(help="A folder or .zip of images to measure.")],
+    ref_path: Annotated[Path, typer.Option("--ref", help="Reference statistics (.npz with mu, sigma; EDM's files work).")],
+    num: Annotated[int | None, typer.Option("--num", help="Measure the first N images (default: all).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Seed blocks of --num images (the paper uses 3); for training runs only.")] = 1,
+    detector: DetectorOpt = "inception",
+    protocol: ProtocolOpt = "edm",
+    batch: BatchOpt = 64,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """FID (and KID) of a folder or zip of images against reference statistics; recorded as a fid run."""
+    from edmctl.fid import batches, check_compatible, compare, compute_stats, load_detector, load_stats, save_stats, take
+    from edmctl.fid.weights import file_sha256
+    from edmctl.registry import open_run
+
+    if repeats != 1:
+        raise UserError(f"--repeats {repeats} needs a training run to sample fresh seed blocks from; a folder or zip holds fixed images, so measure it once.")
+    images = take(_open_source(target), num)
+    det = load_detector(detector, protocol, _device(device))
+    ref_stats = load_stats(ref_path)
+    check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(images.shape()))
+    recipe = {"fid": {"target": str(target), "ref": str(ref_path), "num": images.count, "batch": batch, **det.describe()}}
+    ref_sha256 = file_sha256(ref_path)
+
+    with open_run(kind="fid", recipe=recipe, recipe_hash=_recipe_hash(recipe), seeds=[], argv=sys.argv) as run:
+        with _progress(images.count, f"FID {images.name}") as advance:
+            measured = compute_stats(batches(images, batch), det, on_batch=advance)
+        result = compare(measured, ref_stats)
+        run.log_metrics({k: v for k, v in (("fid", result.fid), ("kid", result.kid), ("images_per_s", result.images_per_s)) if v is not None})
+        run.update(**det.describe(), ref_sha256=ref_sha256, num_images=result.num_images, duration_s=result.seconds, target=str(target))
+        run.add_artifact(save_stats(Path(run.dir) / "stats.npz", measured.stats), kind="stats")
+        run_id = run.id
+
+    doc = {"run": run_id, **result.as_dict(), **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
+    emit(doc, as_json, lambda: out.print(
+        f"FID {result.fid:.4f}  KID {'n/a' if result.kid is None else f'{result.kid:.6f}'}  ({result.num_images} images, "
+        f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `fid` group (`fid ref`, `fid measure`, and `fid TARGET` for measure)."""
+    group = typer.Typer(cls=_MeasureByDefault, no_args_is_help=True,
+                        help="FID as the EDM paper measured it: `fid ref DATA --out S.npz`, `fid DIR|ZIP --ref S.npz`.")
+    group.command("ref")(ref)
+    group.command("measure")(measure)
+    app.add_typer(group, name="fid")

@@ -1,0 +1,269 @@
+"""FID as the EDM paper measured it: statistics, distances, detectors, sources and the `edmctl fid` commands."""
+
+import json
+import urllib.error
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edmctl.errors import UserError
+from edmctl.fid import (
+    Stats, batches, best, compare, compute_stats, frechet_distance, image_folder, image_zip, load_detector,
+    load_stats, measure_blocks, save_stats, seed_blocks,
+)
+from edmctl.fid import weights
+from edmctl.fid.preprocess import preprocess
+from edmctl.fid.stats import StatsAccumulator
+from edmctl.fid.testing import save_random_conv_detector
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning"),  # clean-fid's own call, in the test
+]
+
+
+def _images(n: int, seed: int = 0, size: int = 8, channels: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 200, (n, channels, size, size), dtype=torch.uint8, generator=g)
+
+
+def _write_pngs(folder, images: torch.Tensor):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        array = image.permute(1, 2, 0).numpy()
+        Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(folder / f"{i:06d}.png")
+    return folder
+
+
+def _zip_folder(folder, path):
+    with zipfile.ZipFile(path, "w") as z:
+        for f in sorted(folder.iterdir()):
+            z.write(f, f.name)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An empty cache and home, and no network: any download attempt fails at once."""
+    monkeypatch.setenv("EDMCTL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(weights, "cleanfid_dirs", lambda: [tmp_path / "cleanfid"])
+    attempts = []
+
+    def no_network(url, *a, **k):
+        attempts.append(url)
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(weights.urllib.request, "urlopen", no_network)
+    return {"tmp": tmp_path, "downloads": attempts}
+
+
+@pytest.fixture
+def detector_path(tmp_path):
+    return save_random_conv_detector(tmp_path / "det.pt", in_channels=3, dim=16)
+
+
+@pytest.fixture
+def pngs(tmp_path):
+    return _write_pngs(tmp_path / "pngs", _images(40))
+
+
+def _cli(capsys, *argv):
+    from edmctl.cli.main import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _fid_runs(home):
+    from edmctl.registry import Registry
+
+    return Registry(home).list(kind="fid") if (home / "registry.db").exists() else []
+
+
+# statistics and distances
+
+
+def test_streaming_float64_stats_equal_numpy_two_pass_mean_and_cov():
+    feats = np.random.default_rng(0).normal(1e3, 1.0, size=(257, 5))  # far from 0: the one-pass trap
+    acc = StatsAccumulator()
+    for chunk in np.array_split(feats, 7):
+        acc.add(chunk)
+    stats = acc.finish()
+    np.testing.assert_allclose(stats.mu, feats.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.sigma, np.cov(feats, rowvar=False), rtol=1e-9, atol=1e-12)
+    assert stats.mu.dtype == stats.sigma.dtype == np.float64
+
+
+def test_frechet_distance_is_clean_fids():
+    from cleanfid.fid import fid_from_feats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(200, 6)), rng.normal(0.3, 1.2, size=(150, 6))
+    stats = [Stats(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b)]
+    assert frechet_distance(*stats) == pytest.approx(fid_from_feats(a, b), rel=1e-6)
+
+
+def test_kid_reservoir_is_bounded_and_uniform_in_size():
+    acc = StatsAccumulator(kid_reservoir=10)
+    for chunk in np.array_split(np.arange(300.0)[:, None].repeat(2, 1), 9):
+        acc.add(chunk)
+    feats = acc.finish().feats
+    assert feats.shape == (10, 2) and len(set(feats[:, 0])) == 10
+    assert feats[:, 0].max() >= 30  # later images replaced early ones
+
+
+def test_a_known_mean_shift_gives_the_squared_norm_of_the_shift(tmp_path):
+    """Adding k to every pixel moves mu by k in each of D dims and leaves sigma alone: FID = D k^2."""
+    images = _images(50, size=4)
+    det = load_detector("pixels", "edm")
+    a = compute_stats(images.split(16), det)
+    b = compute_stats((images + 3).split(16), det)
+    d = 3 * 4 * 4
+    assert compare(b, a.stats).fid == pytest.approx(d * 9, rel=1e-9)
+
+
+def test_seed_blocks_are_the_papers_three_disjoint_blocks_and_the_minimum_is_reported(detector_path):
+    assert seed_blocks(5, 3) == [range(0, 5), range(5, 10), range(10, 15)]
+    det = load_detector(str(detector_path))
+    ref = compute_stats(_images(64, seed=100).split(32), det).stats
+
+    def generate(seeds):  # an image depends only on its seed
+        return (torch.cat([_images(1, seed=s) for s in seeds[i:i + 8]]) for i in range(0, len(seeds), 8))
+
+    results = measure_blocks(generate, det, ref, num=24, repeats=3)
+    assert [r.seeds for r in results] == seed_blocks(24, 3)
+    assert len({r.fid for r in results}) == 3 and best(results).fid == min(r.fid for r in results)
+
+
+# detectors and preprocessing
+
+
+def test_legacy_tensorflow_and_clean_preprocessing_equal_clean_fids_dataset(tmp_path):
+    from cleanfid.utils import ResizeDataset
+
+    folder = _write_pngs(tmp_path / "p", _images(2, size=6))
+    files = sorted(str(p) for p in folder.iterdir())
+    batch = next(batches(image_folder(folder), 2))
+    for mode in ("legacy_tensorflow", "clean"):
+        theirs = torch.stack([ResizeDataset(files, mode=mode)[i] for i in range(2)])
+        assert torch.equal(preprocess(batch, mode), theirs)
+
+
+def test_torchscript_detector_runs_through_the_pipeline_and_gives_the_modules_features(detector_path):
+    det = load_detector(str(detector_path))
+    images = _images(5)
+    module = torch.jit.load(str(detector_path))
+    np.testing.assert_allclose(det.features(images), module(images).detach().double().numpy(), rtol=1e-6)
+    assert det.kind == "torchscript" and len(det.sha256) == 64 and det.feature_dim((3, 8, 8)) == 16
+
+
+def test_missing_inception_weights_say_which_file_from_where_and_where_to_put_it(env):
+    with pytest.raises(UserError) as e:
+        load_detector("inception", "edm")
+    message = str(e.value)
+    assert weights.INCEPTION_FILE in message and weights.INCEPTION_URL in message
+    assert str(env["tmp"] / "cache" / weights.INCEPTION_FILE) in message
+    assert env["downloads"] == [weights.INCEPTION_URL]  # one attempt, failed at once
+    assert not list((env["tmp"]).rglob("*.pt"))  # nothing half-downloaded
+
+
+def test_a_download_is_renamed_only_when_complete_and_loadable(tmp_path, detector_path):
+    dest = tmp_path / "out" / "w.pt"
+    assert weights.download(detector_path.as_uri(), dest) == dest and torch.jit.load(str(dest)) is not None
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(detector_path.read_bytes()[:100])
+    with pytest.raises(Exception):
+        weights.download(corrupt.as_uri(), tmp_path / "out" / "bad.pt")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["w.pt"]
+
+
+def test_weights_sha256_is_cached_by_path_mtime_and_size(env, tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"abc")
+    first = weights.file_sha256(f)
+    assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert first in (tmp_path / "cache" / "sha256.json").read_text()
+    f.write_bytes(b"abcd")
+    assert weights.file_sha256(f) != first
+
+
+# sources and files
+
+
+def test_a_zip_and_a_folder_of_the_same_pngs_give_the_same_stats(tmp_path, pngs, detector_path):
+    det = load_detector(str(detector_path))
+    a = compute_stats(batches(image_folder(pngs), 16), det).stats
+    b = compute_stats(batches(image_zip(_zip_folder(pngs, tmp_path / "p.zip")), 7), det).stats
+    np.testing.assert_allclose(a.mu, b.mu, rtol=1e-12)
+    np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-9, atol=1e-15)
+
+
+def test_stats_round_trip_and_edm_layout_files_load_as_references(tmp_path):
+    rng = np.random.default_rng(2)
+    stats = Stats(rng.normal(size=3), np.eye(3), 10, rng.normal(size=(4, 3)), {"detector": "pixels", "protocol": "edm"})
+    back = load_stats(save_stats(tmp_path / "s.npz", stats))
+    assert np.array_equal(back.mu, stats.mu) and back.num_images == 10 and back.meta["detector"] == "pixels"
+    np.savez(tmp_path / "cifar10-32x32.npz", mu=stats.mu, sigma=stats.sigma)  # EDM's reference layout
+    edm = load_stats(tmp_path / "cifar10-32x32.npz")
+    assert edm.dim == 3 and edm.feats is None and edm.meta == {}
+
+
+# the commands
+
+
+def test_fid_of_a_folder_against_its_own_stats_is_zero_and_recorded(env, capsys, pngs, detector_path):
+    stats = env["tmp"] / "ref.npz"
+    code, out, _ = _cli(capsys, "fid", "ref", str(pngs), "--out", str(stats), "--detector", str(detector_path), "--json")
+    assert code == 0 and json.loads(out)["num_images"] == 40
+    code, out, _ = _cli(capsys, "fid", str(pngs), "--ref", str(stats), "--detector", str(detector_path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and abs(doc["fid"]) < 1e-8 and doc["kid"] is not None
+    [run] = _fid_runs(env["tmp"] / "home")
+    from edmctl.registry import Registry
+
+    reg = Registry(env["tmp"] / "home")
+    assert run.id == doc["run"] and abs(reg.metrics(run.id)["fid"].value) < 1e-8
+    assert run.extra["detector_sha256"] == doc["detector_sha256"] and run.extra["num_images"] == 40
+    assert run.extra["ref_sha256"] == weights.file_sha256(stats) and run.extra["protocol"] == "edm"
+    assert [a.kind for a in reg.artifacts(run.id)].count("stats") == 1
+
+
+def test_an_edm_layout_reference_measures_through_the_command(env, capsys, tmp_path):
+    pngs = _write_pngs(tmp_path / "gray", _images(40, size=4, channels=1))  # D = 16 < N: sigma has full rank
+    ref = compute_stats(batches(image_folder(pngs), 16), load_detector("pixels")).stats
+    np.savez(tmp_path / "edm.npz", mu=ref.mu, sigma=ref.sigma)
+    code, out, _ = _cli(capsys, "fid", "measure", str(pngs), "--ref", str(tmp_path / "edm.npz"), "--detector", "pixels", "--num", "40", "--json")
+    assert code == 0 and abs(json.loads(out)["fid"]) < 1e-6
+
+
+def _bad_inputs(tmp, pngs, detector_path, stats):
+    empty = tmp / "empty"
+    empty.mkdir()
+    (tmp / "bad.zip").write_bytes(b"not a zip")
+    det = ["--detector", str(detector_path)]
+    return {
+        "missing detector": ["fid", str(pngs), "--ref", str(stats), "--detector", str(tmp / "nope.pt")],
+        "missing inception weights": ["fid", str(pngs), "--ref", str(stats)],
+        "other feature size": ["fid", str(pngs), "--ref", str(stats), "--detector", "pixels"],
+        "fewer images than --num": ["fid", str(pngs), "--ref", str(stats), "--num", "41", *det],
+        "unreadable zip": ["fid", str(tmp / "bad.zip"), "--ref", str(stats), *det],
+        "empty folder": ["fid", str(empty), "--ref", str(stats), *det],
+        "repeats of a folder": ["fid", str(pngs), "--ref", str(stats), "--repeats", "3", *det],
+        "missing reference": ["fid", str(pngs), "--ref", str(tmp / "none.npz"), *det],
+        "unknown protocol": ["fid", str(pngs), "--ref", str(stats), "--protocol", "tf", *det],
+    }
+
+
+def test_every_bad_input_exits_2_and_records_nothing(env, capsys, pngs, detector_path):
+    stats = env["tmp"] / "ref.npz"
+    save_stats(stats, compute_stats(batches(image_folder(pngs), 16), load_detector(str(detector_path))).stats)
+    for case, argv in _bad_inputs(env["tmp"], pngs, detector_path, stats).items():
+        code, out, err = _cli(capsys, *argv)
+        assert code == 2, case
+        assert "error:" in err and out == "", case
+        assert _fid_runs(env["tmp"] / "home") == [], case

@@ -1,0 +1,91 @@
+"""Sample outputs: `samples.npz`, one `{seed:06d}.png` per seed and `grid.png`, written all-or-nothing.
+
+`to_uint8` is the one quantisation of the project (NVlabs generate.py): FID reads samples through it too.
+"""
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from edmctl.errors import UserError
+
+SAMPLES_NPZ = "samples.npz"
+GRID_PNG = "grid.png"
+GRID_MAX_IMAGES = 256  # grid.png shows the first 256 seeds; every seed still gets its own PNG
+PNG_MODES = {1: "L", 3: "RGB"}
+
+
+def to_uint8(x):
+    """uint8 pixels = (x·127.5 + 128) clipped to 0..255 and truncated: [-1, 1] → 0..255. Tensor or ndarray in, same out."""
+    if isinstance(x, np.ndarray):
+        return to_uint8(torch.from_numpy(x)).numpy()
+    return (x * 127.5 + 128).clip(0, 255).to(torch.uint8)
+
+
+def png_name(seed: int) -> str:
+    return f"{seed:06d}.png"
+
+
+def check_writable(out_dir: Path, img_channels: int) -> None:
+    """Before any work: the folder can take the outputs (no earlier samples in it, a PNG-able channel count)."""
+    out_dir = Path(out_dir)
+    if img_channels not in PNG_MODES:
+        raise UserError(f"the model makes {img_channels}-channel images; PNG output needs 1 (grey) or 3 (RGB) channels.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {str(out_dir)!r} is a file; give a folder.")
+    if (out_dir / SAMPLES_NPZ).exists():
+        raise UserError(f"--out {str(out_dir)!r} already holds {SAMPLES_NPZ}; choose a new folder.")
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """A (C, H, W) uint8 array as a greyscale or RGB image."""
+    return Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), PNG_MODES[image.shape[0]])
+
+
+def image_grid(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) → one (C, rows·H, cols·W) mosaic, row-major in seed order, cols = ceil(sqrt(N)), blanks black."""
+    n, c, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    padded = np.zeros((rows * cols, c, h, w), dtype=images.dtype)
+    padded[:n] = images
+    return padded.reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+
+
+def write_files(folder: Path, samples: np.ndarray, seeds: list[int]) -> list[str]:
+    """Write every output into `folder`; return the file names."""
+    np.savez(folder / SAMPLES_NPZ, samples=samples, seeds=np.asarray(seeds, dtype=np.int64))
+    pixels = to_uint8(samples)
+    for seed, image in zip(seeds, pixels):
+        to_pil(image).save(folder / png_name(seed))
+    to_pil(image_grid(pixels[:GRID_MAX_IMAGES])).save(folder / GRID_PNG)
+    return [SAMPLES_NPZ, *map(png_name, seeds), GRID_PNG]
+
+
+def write_samples(out_dir: Path, samples, seeds: list[int]) -> list[Path]:
+    """Write `samples.npz` (`samples` float64 unclipped (N, C, H, W) in seed order, `seeds`), the PNGs and the grid.
+
+    Everything is staged in a temporary sibling folder, then renamed into place (the whole folder when `out_dir`
+    is new, file by file when it exists, e.g. a run folder): a failure leaves no partial output behind.
+    """
+    out_dir = Path(out_dir)
+    samples = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    check_writable(out_dir, samples.shape[1])
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        names = write_files(staging, samples, seeds)
+        if out_dir.exists():
+            for name in names:
+                os.replace(staging / name, out_dir / name)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / name for name in names]

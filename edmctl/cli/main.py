@@ -8,7 +8,7 @@ import sys
 import click
 import typer
 
-from edmctl.cli import fid, recipe
+from edmctl.cli import dataset, fid, recipe
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (recipe, fid):
+for module in (recipe, fid, dataset):
     module.register(app)
 
 

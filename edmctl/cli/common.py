@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 out = Console(soft_wrap=True)  # results: stdout
-err = Console(stderr=True)  # progress and errors: stderr
+err = Console(stderr=True, soft_wrap=True)  # progress and errors: stderr
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
 SetOpt = Annotated[

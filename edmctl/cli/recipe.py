@@ -1,0 +1,66 @@
+"""`edmctl recipe show|validate`: print a resolved recipe and its hash; check recipe files."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+
+recipe_app = typer.Typer(help="Show and validate recipes.", no_args_is_help=True)
+
+
+@recipe_app.command("show")
+def show(
+    file: Annotated[Path | None, typer.Argument(help="Recipe TOML file (default: the paper's EDM recipe).")] = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the resolved recipe (every default filled in) and its sha256."""
+    from edmctl.recipe import load_recipe
+
+    recipe = load_recipe(file, set_)
+    doc = {"file": str(file) if file else None, "hash": recipe.hash(), "recipe": recipe.canonical()}
+
+    def render() -> None:
+        from rich.table import Table
+
+        table = Table(title=f"recipe {file or '(defaults)'}", caption=f"sha256 {doc['hash']}")
+        table.add_column("field")
+        table.add_column("value")
+        for section, fields in doc["recipe"].items():
+            for name, value in fields.items():
+                table.add_row(f"{section}.{name}", repr(value) if isinstance(value, str) else str(value))
+        out.print(table)
+
+    emit(doc, as_json, render)
+
+
+@recipe_app.command("validate")
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Recipe files to check.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check recipe files: exit 0 when all are valid, 2 when any is not (each error printed)."""
+    from edmctl.errors import UserError
+    from edmctl.recipe import load_recipe
+
+    results = []
+    for file in files:
+        try:
+            results.append({"file": str(file), "valid": True, "hash": load_recipe(file).hash()})
+        except UserError as e:
+            results.append({"file": str(file), "valid": False, "error": str(e)})
+            err.print(f"[bold red]error:[/] {e}", highlight=False)
+
+    def render() -> None:
+        for r in results:
+            out.print(f"{'ok     ' if r['valid'] else 'invalid'} {r['file']}" + (f"  {r['hash'][:12]}" if r["valid"] else ""), highlight=False)
+
+    emit(results, as_json, render)
+    if not all(r["valid"] for r in results):
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(recipe_app, name="recipe")

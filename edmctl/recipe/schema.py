@@ -1,0 +1,249 @@
+"""The recipe: one pydantic section per part of EDM Table 1. Every axis's allowed values come from the table
+that maps its names to implementations, so adding a solver or a weighting is one function plus one line.
+"""
+
+import hashlib
+import inspect
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS
+from edmctl.design.loss_weights import LOSS_WEIGHTS
+from edmctl.design.p_train import P_TRAIN
+from edmctl.design.precond import PRECONDS
+from edmctl.design.scalings import SCALINGS
+from edmctl.design.schedules import SCHEDULES
+from edmctl.design.solvers import SIGMA_ONLY_SOLVERS, SOLVERS
+from edmctl.networks import ARCH_DEFAULTS, NETWORKS
+
+
+def one_of(table) -> type:
+    """A Literal type whose allowed values are the table's names."""
+    return Literal[tuple(table)]  # type: ignore[valid-type]
+
+
+def constants_of(fn) -> list[str]:
+    """The keyword-only constants an implementation needs (its recipe field names)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    params = inspect.signature(target).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class Sampler(Section):
+    """How to sample: EDM Algorithm 2 and its ablations (Table 1, sampling rows)."""
+
+    solver: one_of(SOLVERS) = "heun"
+    alpha: float = Field(1.0, gt=0, le=1, description="2nd-order point of the Heun step; 1 = Heun")
+    disc: one_of(DISCRETIZATIONS) = "edm"
+    schedule: one_of(SCHEDULES) = "linear"
+    scaling: one_of(SCALINGS) = "none"
+    steps: int = Field(18, ge=1)
+    rho: float = Field(7.0, gt=0)
+    sigma_min: float | None = Field(None, gt=0, description="unset: the discretization's default")
+    sigma_max: float | None = Field(None, gt=0, description="unset: the discretization's default")
+    s_churn: float = Field(0.0, ge=0)
+    s_tmin: float = Field(0.0, ge=0)
+    s_tmax: float = Field(math.inf, ge=0)
+    s_noise: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        default_min, default_max = DEFAULT_SIGMA_RANGE[self.disc]
+        lo = default_min if self.sigma_min is None else self.sigma_min
+        hi = default_max if self.sigma_max is None else self.sigma_max
+        if lo >= hi:
+            raise ValueError(f"sampler.sigma_min ({lo:g}) must be below sampler.sigma_max ({hi:g})")
+        if self.s_tmin > self.s_tmax:
+            raise ValueError(f"sampler.s_tmin ({self.s_tmin:g}) must not exceed sampler.s_tmax ({self.s_tmax:g})")
+        if self.solver in SIGMA_ONLY_SOLVERS:
+            if (self.schedule, self.scaling) != ("linear", "none"):
+                raise ValueError(
+                    f"sampler.solver = '{self.solver}' needs sampler.schedule = 'linear' and sampler.scaling = "
+                    f"'none' (got '{self.schedule}' and '{self.scaling}'); use euler or heun for other schedules"
+                )
+            if self.s_churn > 0:
+                raise ValueError(f"sampler.s_churn > 0 needs solver euler or heun (got '{self.solver}')")
+        if self.alpha != 1 and self.solver != "heun":
+            raise ValueError(f"sampler.alpha applies to solver heun only (got solver '{self.solver}')")
+        return self
+
+
+PRECOND_DEFAULTS = {
+    "vp": dict(beta_d=19.9, beta_min=0.1, epsilon_t=1e-5, M=1000),
+    "ve": dict(sigma_min=0.02, sigma_max=100.0),
+    "iddpm": dict(C_1=0.001, C_2=0.008, M=1000),
+    "edm": dict(),  # sigma_data is always set: it describes the data
+}
+
+
+class Precond(Section):
+    """Preconditioning and its constants (Table 1). The kind's own constants are filled in with the paper's
+    values; constants of other kinds may be set too, for a p_train or λ(σ) that needs them."""
+
+    kind: one_of(PRECONDS) = "edm"
+    sigma_data: float = Field(0.5, gt=0, description="std of the data; used by the EDM precond and λ(σ)")
+    beta_d: float | None = Field(None, gt=0)
+    beta_min: float | None = Field(None, ge=0)
+    epsilon_t: float | None = Field(None, gt=0, lt=1)
+    M: int | None = Field(None, ge=2)
+    sigma_min: float | None = Field(None, gt=0)
+    sigma_max: float | None = Field(None, gt=0)
+    C_1: float | None = Field(None, gt=0)
+    C_2: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _fill_kind_constants(self):
+        for name, value in PRECOND_DEFAULTS[self.kind].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.sigma_min is not None and self.sigma_max is not None and self.sigma_min >= self.sigma_max:
+            raise ValueError(f"precond.sigma_min ({self.sigma_min:g}) must be below precond.sigma_max ({self.sigma_max:g})")
+        return self
+
+
+class Training(Section):
+    """The training objective (Table 1: p_train, λ(σ)) and the loop's hyperparameters (EDM Table 7)."""
+
+    p_train: one_of(P_TRAIN) = "edm"
+    p_mean: float = -1.2
+    p_std: float = Field(1.2, gt=0)
+    loss_weight: one_of(LOSS_WEIGHTS) = "edm"
+    p2_k: float = Field(1.0, ge=0)
+    p2_gamma: float = Field(1.0, ge=0)
+    snr_gamma: float = Field(5.0, gt=0)
+    lr: float = Field(10e-4, gt=0)
+    betas: list[float] = Field([0.9, 0.999], min_length=2, max_length=2)
+    eps: float = Field(1e-8, gt=0)
+    lr_rampup_kimg: float = Field(10000.0, ge=0)
+    batch: int = Field(512, ge=1)
+    batch_gpu: int | None = Field(None, ge=1, description="per-device batch; smaller than batch/devices accumulates gradients")
+    duration_kimg: float = Field(200000.0, gt=0)
+    ema_halflife_kimg: float = Field(500.0, ge=0)
+    ema_rampup_ratio: float | None = Field(0.05, gt=0)
+    dropout: float = Field(0.13, ge=0, lt=1)
+    label_dropout: float = Field(0.0, ge=0, le=1)
+    seed: int = Field(0, ge=0)
+    tick_kimg: float = Field(50.0, gt=0)
+    snapshot_kimg: float = Field(2500.0, gt=0)
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if any(not 0 <= b < 1 for b in self.betas):
+            raise ValueError(f"training.betas must lie in [0, 1) (got {self.betas})")
+        if self.batch_gpu is not None and self.batch % self.batch_gpu:
+            raise ValueError(f"training.batch ({self.batch}) must be a multiple of training.batch_gpu ({self.batch_gpu})")
+        return self
+
+
+class Augment(Section):
+    """Non-leaky augmentation (EDM App. B.4): each transform applies with probability min(1, p·multiplier);
+    a multiplier of 0 switches it off."""
+
+    p: float = Field(0.0, ge=0, le=1)
+    xflip: float = Field(1e8, ge=0)
+    yflip: float = Field(1.0, ge=0)
+    scale: float = Field(1.0, ge=0)
+    rotate: float = Field(1.0, ge=0)
+    aniso: float = Field(1.0, ge=0)
+    translate: float = Field(1.0, ge=0)
+    scale_std: float = Field(0.2, ge=0, description="log2 std of isotropic scale: A_scale = 2^0.2")
+    aniso_std: float = Field(0.2, ge=0, description="log2 std of anisotropic scale: A_aniso = 2^0.2")
+    translate_std: float = Field(0.125, ge=0, description="std of translation in image sizes: A_trans = 1/8")
+
+
+class Network(Section):
+    """The network F (Table 1, "Architecture of F"): unset size fields take the architecture's defaults."""
+
+    arch: one_of(NETWORKS) = "ddpmpp"
+    model_channels: int | None = Field(None, ge=1)
+    channel_mult: list[int] | None = Field(None, min_length=1)
+    channel_mult_emb: int | None = Field(None, ge=1)
+    channel_mult_noise: int | None = Field(None, ge=1)
+    num_blocks: int | None = Field(None, ge=1)
+    attn_resolutions: list[int] | None = None
+    embedding_type: str | None = None
+    encoder_type: str | None = None
+    decoder_type: str | None = None
+    resample_filter: list[int] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _fill_arch_defaults(self):
+        for name, value in ARCH_DEFAULTS[self.arch].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
+
+
+class Data(Section):
+    """The training data: `digits` (bundled), an EDM dataset zip or folder, an image folder, or an npz."""
+
+    source: str = "digits"
+    resolution: int | None = Field(None, ge=1, description="unset: as the data says")
+    channels: int | None = Field(None, ge=1, description="unset: as the data says")
+    conditional: bool = False
+    max_images: int | None = Field(None, ge=1)
+
+
+class Eval(Section):
+    """FID settings (EDM App. F: 50k images, best of 3 repeats, TF-compatible Inception)."""
+
+    detector: str = "inception"
+    protocol: Literal["edm", "clean"] = "edm"
+    num: int = Field(50000, ge=2)
+    repeats: int = Field(3, ge=1)
+    ref: str | None = None
+    batch: int = Field(64, ge=1)
+
+
+class Recipe(Section):
+    """A point in the design space, with everything needed to train, sample and evaluate it."""
+
+    sampler: Sampler = Sampler()
+    precond: Precond = Precond()
+    training: Training = Training()
+    augment: Augment = Augment()
+    network: Network = Network()
+    data: Data = Data()
+    eval: Eval = Eval()
+
+    @model_validator(mode="after")
+    def _constants_available(self):
+        for field, table in (("p_train", P_TRAIN), ("loss_weight", LOSS_WEIGHTS)):
+            choice = getattr(self.training, field)
+            missing = [c for c in constants_of(table[choice]) if self.constant(c) is None]
+            if missing:
+                raise ValueError(
+                    f"training.{field} = '{choice}' needs {', '.join('precond.' + m for m in missing)}, which "
+                    f"precond.kind = '{self.precond.kind}' does not set: set them in [precond] or change the kind"
+                )
+        return self
+
+    def constant(self, name: str):
+        """A named constant from [training] or [precond] (p_mean, sigma_data, beta_d, …)."""
+        for section in (self.training, self.precond):
+            if name in type(section).model_fields:
+                return getattr(section, name)
+        raise KeyError(name)
+
+    def constants_for(self, fn) -> dict:
+        """The keyword constants `fn` (a p_train, λ or precond implementation) needs, from this recipe."""
+        return {name: self.constant(name) for name in constants_of(fn)}
+
+    def canonical(self) -> dict:
+        """Every field filled in, as plain data (sorted when serialised)."""
+        return self.model_dump(mode="python")
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+    def hash(self) -> str:
+        """sha256 of the canonical form: equal for files that mean the same recipe."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()

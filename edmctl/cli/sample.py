@@ -1,0 +1,130 @@
+"""`edmctl sample`: images from a model with the recipe's `[sampler]` settings, one per seed, recorded as a run.
+
+The sampler flags are aliases of recipe fields: `--steps 32` is `--set sampler.steps=32`, validated by the recipe
+schema (its defaults and allowed values are the only ones). Every input is checked before the run is opened.
+"""
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator
+
+import typer
+
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.errors import UserError
+
+NO_MODEL = "no trained model in the registry; pass --model ideal:digits or train one with `edmctl train`."
+
+
+def _field(flag: str, help: str, kind=float):
+    """A sampler flag: an alias of recipe field `sampler.<flag with _>` (None: the recipe decides)."""
+    return Annotated[kind | None, typer.Option(flag, help=f"{help} (recipe field sampler.{flag[2:].replace('-', '_')}).")]
+
+
+def sampler_overrides(fields: dict) -> list[str]:
+    """The given sampler flags as recipe overrides `sampler.<field>=<TOML value>`, flags left out skipped."""
+    overrides = []
+    for name, value in fields.items():
+        if value is not None:
+            text = json.dumps(value) if isinstance(value, str) else repr(value)  # repr: 0.001, inf; TOML reads both
+            overrides.append(f"sampler.{name}={text}")
+    return overrides
+
+
+def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
+    """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id."""
+    if model is not None:
+        prefix, _, body = model.partition(":")
+        return model, (body if prefix == "run" else None)
+    from edmctl.registry import Registry
+
+    registry = Registry()
+    latest = registry.latest(kind="train", status="done") if registry.exists else None
+    if latest is None:
+        raise UserError(NO_MODEL)
+    return f"run:{latest.id}", latest.id
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (images done of total, images/s); yields `progress(done, total)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("sampling", total=total, rate="")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done)
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+
+        yield progress
+
+
+def sample(
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], or run:ID; default: the newest finished training run.")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
+    batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
+    solver: _field("--solver", "euler, heun, dpm2, lms or dpmpp-2m", str) = None,
+    disc: _field("--disc", "Time steps: vp, ve, iddpm, edm or exponential", str) = None,
+    schedule: _field("--schedule", "σ(t): vp, ve or linear", str) = None,
+    scaling: _field("--scaling", "s(t): vp or none", str) = None,
+    steps: _field("--steps", "Number of noise levels N", int) = None,
+    rho: _field("--rho", "ρ of the edm time steps") = None,
+    sigma_min: _field("--sigma-min", "Lowest noise level (default: the discretization's)") = None,
+    sigma_max: _field("--sigma-max", "Highest noise level (default: the discretization's)") = None,
+    s_churn: _field("--s-churn", "S_churn, stochasticity of Algorithm 2") = None,
+    s_tmin: _field("--s-tmin", "S_tmin") = None,
+    s_tmax: _field("--s-tmax", "S_tmax") = None,
+    s_noise: _field("--s-noise", "S_noise") = None,
+    alpha: _field("--alpha", "α of the generalised Heun step") = None,
+    class_label: Annotated[int | None, typer.Option("--class", help="Class label K for a conditional model (default: drawn per seed).")] = None,
+    recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Recipe TOML whose [sampler] section to use (default: the paper's EDM sampler).")] = None,
+    overrides: SetOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for samples.npz, {seed:06d}.png and grid.png (default: the run's folder).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample one image per seed; print NFE, images/s and the output folder; record the run in the registry."""
+    from edmctl.models import load_model
+    from edmctl.recipe import load_recipe
+    from edmctl.registry import open_run
+    from edmctl.sampling import parse_seeds
+    from edmctl.sampling import sample as run_sample
+    from edmctl.sampling import write_samples
+    from edmctl.sampling.driver import check_class_label, image_shape
+    from edmctl.sampling.writers import check_writable
+
+    flags = dict(solver=solver, disc=disc, schedule=schedule, scaling=scaling, steps=steps, rho=rho, sigma_min=sigma_min,
+                 sigma_max=sigma_max, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, alpha=alpha)
+    recipe = load_recipe(recipe_path, overrides=[*(overrides or []), *sampler_overrides(flags)])
+    seed_list = parse_seeds(seeds)
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, got {batch}.")
+    spec, parent = resolve_model_spec(model)
+    denoiser = load_model(spec)
+    check_class_label(denoiser, class_label)
+    if out_dir is not None:
+        check_writable(out_dir, image_shape(denoiser)[0])
+
+    with open_run(kind="sample", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=seed_list, argv=sys.argv, parent=parent) as run:
+        target = Path(out_dir) if out_dir is not None else Path(run.dir)
+        with _progress(len(seed_list)) as progress:
+            result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label, progress=progress)
+        write_samples(target, result.samples, result.seeds)
+        run.add_artifact(target / "samples.npz", kind="samples")
+        run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})
+        run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label)
+        run_id = run.id
+
+    doc = {"run": run_id, "out": str(target), "model": spec, "nfe": result.nfe, "images": len(seed_list),
+           "images_per_s": result.images_per_second, "seconds": result.seconds, "sampler": recipe.sampler.model_dump()}
+    emit(doc, as_json, lambda: out.print(
+        f"NFE {result.nfe}  {len(seed_list)} images  {result.images_per_second:.1f} img/s  -> {target}  (run {run_id})", highlight=False))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `sample` command."""
+    app.command("sample")(sample)

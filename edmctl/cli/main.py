@@ -5,10 +5,9 @@ Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`Us
 
 import sys
 
-import click
 import typer
 
-from edmctl.cli import fid, recipe, runs
+from edmctl.cli import dataset, fid, recipe, runs, sample
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -20,31 +19,25 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (recipe, fid, runs):
+for module in (recipe, fid, dataset, runs, sample):
     module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (also used by tests in-process)."""
+    """Run the CLI and return its exit code (tests call this in-process)."""
     from edmctl.cli.common import err
 
     try:
-        result = app(args=argv, prog_name="edmctl", standalone_mode=False)
+        app(args=argv, prog_name="edmctl")  # click's standalone mode: usage errors exit 2
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (UserError, CheckFailed) as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError as e:
-        click.echo(e.ctx.get_help())
-        return 0
-    except click.UsageError as e:
-        e.show()
-        return 2
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def entry() -> None:

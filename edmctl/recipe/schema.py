@@ -2,6 +2,7 @@
 that maps its names to implementations, so adding a solver or a weighting is one function plus one line.
 """
 
+import functools
 import hashlib
 import inspect
 import json
@@ -236,6 +237,11 @@ class Recipe(Section):
     def constants_for(self, fn) -> dict:
         """The keyword constants `fn` (a p_train, λ or precond implementation) needs, from this recipe."""
         return {name: self.constant(name) for name in constants_of(fn)}
+
+    def bind(self, fn):
+        """`fn` with its constants from this recipe filled in: `recipe.bind(P_TRAIN["edm"])(n, generator)`."""
+        constants = self.constants_for(fn)
+        return fn(**constants) if inspect.isclass(fn) else functools.partial(fn, **constants)
 
     def canonical(self) -> dict:
         """Every field filled in, as plain data (sorted when serialised)."""

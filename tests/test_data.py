@@ -137,6 +137,7 @@ def test_max_images_keeps_the_first_n_and_changes_the_fingerprint(tmp_path):
         full, head = open_dataset(src), open_dataset(src, max_images=3)
         assert len(head) == 3 and torch.equal(all_of(head)[0], all_of(full)[0][:3])
         assert head.source_hash != full.source_hash and full.source_hash == open_dataset(src).source_hash
+    assert open_dataset("digits", max_images=3, conditional=True).num_classes == 10  # the label space stays whole
 
 
 def test_fingerprint_follows_file_list_and_sizes(tmp_path):

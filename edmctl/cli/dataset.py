@@ -30,9 +30,10 @@ def dataset(
         summary = convert_dataset(source, dest, resolution=resolution, max_images=max_images, progress=start)
 
     def render() -> None:
-        classes = f", {summary['num_classes']} classes" if summary["labelled"] else ", no labels"
-        out.print(f"wrote {summary['dest']}: {summary['images']} images, {summary['resolution']}x"
-                  f"{summary['resolution']}x{summary['channels']}{classes} (from {summary['kind']} {summary['source']})")
+        classes = f"{summary['num_classes']} classes" if summary["labelled"] else "no labels"
+        origin = summary["source"] if summary["kind"] == summary["source"] else f"{summary['kind']} {summary['source']}"
+        out.print(f"wrote {summary['dest']} from {origin}: {summary['images']} images of {summary['resolution']}x"
+                  f"{summary['resolution']}x{summary['channels']}, {classes}")
 
     emit(summary, as_json, render)
 

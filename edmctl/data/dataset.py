@@ -30,7 +30,7 @@ class ImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, *, length: int, resolution: int, channels: int, labels: torch.Tensor | None,
-                 has_labels: bool, source_hash: str, source: str) -> None:
+                 num_classes: int, has_labels: bool, source_hash: str, source: str) -> None:
         self.length = length
         self.resolution = resolution
         self.channels = channels
@@ -38,7 +38,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.has_labels = has_labels
         self.source_hash = source_hash
         self.source = source
-        self.num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+        self.num_classes = num_classes
 
     def __len__(self) -> int:
         return self.length
@@ -82,8 +82,8 @@ class ImageDataset(torch.utils.data.Dataset):
     def load_all(self) -> "ArrayDataset":
         """This dataset read fully into memory as one uint8 tensor (worth it for small datasets)."""
         images, _ = self.get_batch(torch.arange(self.length))
-        return ArrayDataset(images, self.labels, has_labels=self.has_labels, source_hash=self.source_hash,
-                            source=self.source)
+        return ArrayDataset(images, self.labels, num_classes=self.num_classes, has_labels=self.has_labels,
+                            source_hash=self.source_hash, source=self.source)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.source!r}, n={self.length}, shape={self.shape}, "
@@ -93,11 +93,12 @@ class ImageDataset(torch.utils.data.Dataset):
 class ArrayDataset(ImageDataset):
     """A dataset held in memory as one uint8 tensor (N, C, H, W): indexing a batch is a single gather."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, has_labels: bool, source_hash: str,
-                 source: str) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, num_classes: int, has_labels: bool,
+                 source_hash: str, source: str) -> None:
         assert images.dtype == torch.uint8 and images.ndim == 4 and images.shape[2] == images.shape[3]
         super().__init__(length=images.shape[0], resolution=images.shape[2], channels=images.shape[1],
-                         labels=labels, has_labels=has_labels, source_hash=source_hash, source=source)
+                         labels=labels, num_classes=num_classes, has_labels=has_labels, source_hash=source_hash,
+                         source=source)
         self.images = images.contiguous()
 
     def _image(self, index: int) -> torch.Tensor:

@@ -25,7 +25,8 @@ def open_digits(request: Request) -> ArrayDataset:
     images, labels = digits_arrays()
     request.check_shape(DIGITS, images.shape[1], images.shape[2], images.shape[3])
     keep = request.keep(len(images))
-    images, labels = images[:keep], labels[:keep]
-    digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
-    return ArrayDataset(torch.from_numpy(images).permute(0, 3, 1, 2), request.labels(DIGITS, torch.from_numpy(labels)),
+    kept_labels, num_classes = request.labels(DIGITS, torch.from_numpy(labels), keep)
+    images = images[:keep]
+    digest = hashlib.sha256(images.tobytes() + labels[:keep].tobytes()).hexdigest()
+    return ArrayDataset(torch.from_numpy(images).permute(0, 3, 1, 2), kept_labels, num_classes=num_classes,
                         has_labels=True, source_hash=digest, source=DIGITS)

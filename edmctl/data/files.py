@@ -136,9 +136,9 @@ class FileDataset(ImageDataset):
             labels = parse_labels(labels_json, storage.where(LABELS_FILE), image_names)
         self.names = image_names[:request.keep(len(image_names))]
         resolution, channels = _check_same_size(storage, self.names, request)
-        labels = labels[:len(self.names)] if labels is not None else None
-        super().__init__(length=len(self.names), resolution=resolution, channels=channels,
-                         labels=request.labels(where, labels), has_labels=labels is not None,
+        kept_labels, num_classes = request.labels(where, labels, len(self.names))
+        super().__init__(length=len(self.names), resolution=resolution, channels=channels, labels=kept_labels,
+                         num_classes=num_classes, has_labels=labels is not None,
                          source_hash=_fingerprint(storage, self.names, labels_json), source=where)
 
     def _image(self, index: int) -> torch.Tensor:

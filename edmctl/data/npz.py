@@ -78,9 +78,9 @@ def open_npz(path: Path, request: Request) -> ArrayDataset:
     if keep == 0:
         raise UserError(f"{where} contains no images.")
     images = torch.from_numpy(np.ascontiguousarray(_to_uint8(images[:keep], where)))
-    labels = labels[:keep] if labels is not None else None
+    kept_labels, num_classes = request.labels(where, labels, keep)
     digest = _file_sha256(path)
     if keep < total:  # a prefix of the file is a different dataset
         digest = hashlib.sha256(f"{digest}:first {keep}".encode()).hexdigest()
-    return ArrayDataset(images, request.labels(where, labels), has_labels=labels is not None,
+    return ArrayDataset(images, kept_labels, num_classes=num_classes, has_labels=labels is not None,
                         source_hash=digest, source=where)

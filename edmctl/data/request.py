@@ -41,13 +41,15 @@ class Request:
         if self.channels is not None and channels != self.channels:
             raise UserError(f"{where}: images have {channels} channel(s) but {self.channels} were requested.")
 
-    def labels(self, where: str, labels: torch.Tensor | None) -> torch.Tensor | None:
-        """The labels the dataset should carry: all of them when conditional, none otherwise."""
+    def labels(self, where: str, labels: torch.Tensor | None, keep: int) -> tuple[torch.Tensor | None, int]:
+        """(labels of the first `keep` items, number of classes) when conditional, else (None, 0).
+
+        The class count comes from every label of the source, so `max_images` never shrinks the label space."""
         if not self.conditional:
-            return None
+            return None, 0
         if labels is None:
             raise UserError(f"{where} has no labels, so it cannot train a class-conditional model (add "
                             f"{{\"labels\": [[file, class], ...]}} in dataset.json, or train unconditionally).")
         if len(labels) and int(labels.min()) < 0:
             raise UserError(f"{where}: labels must be non-negative class indices, found {int(labels.min())}.")
-        return labels
+        return labels[:keep], int(labels.max()) + 1 if len(labels) else 0

@@ -1,0 +1,116 @@
+"""The U-Nets' primitive layers, as in EDM's `training/networks.py`: weight initialisation with a named mode,
+a linear layer, a 2-D convolution with optional FIR up/downsampling, group normalisation, and the
+self-attention weights softmax(qᵀk / sqrt(c))."""
+
+import math
+
+import torch
+from torch.nn.functional import conv2d, conv_transpose2d, group_norm, scaled_dot_product_attention
+
+
+def weight_init(shape: list[int], mode: str, fan_in: int, fan_out: int) -> torch.Tensor:
+    """A weight tensor drawn as `mode` says (Glorot & Bengio 2010; He et al. 2015), from torch's global RNG."""
+    if mode == "xavier_uniform":
+        return math.sqrt(6 / (fan_in + fan_out)) * (torch.rand(*shape) * 2 - 1)
+    if mode == "xavier_normal":
+        return math.sqrt(2 / (fan_in + fan_out)) * torch.randn(*shape)
+    if mode == "kaiming_uniform":
+        return math.sqrt(3 / fan_in) * (torch.rand(*shape) * 2 - 1)
+    if mode == "kaiming_normal":
+        return math.sqrt(1 / fan_in) * torch.randn(*shape)
+    raise ValueError(f"unknown weight init mode {mode!r}")
+
+
+class Linear(torch.nn.Module):
+    """y = x Wᵀ + b with W drawn by `init_mode` and scaled by `init_weight` (bias by `init_bias`)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init_mode: str = "kaiming_normal",
+                 init_weight: float = 1, init_bias: float = 0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        fans = dict(mode=init_mode, fan_in=in_features, fan_out=out_features)
+        self.weight = torch.nn.Parameter(weight_init([out_features, in_features], **fans) * init_weight)
+        self.bias = torch.nn.Parameter(weight_init([out_features], **fans) * init_bias) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x @ self.weight.to(x.dtype).t()
+        return x if self.bias is None else x + self.bias.to(x.dtype)
+
+
+def resample_kernel(resample_filter: list[float]) -> torch.Tensor:
+    """The separable 2-D FIR filter f fᵀ / (Σf)², shape (1, 1, k, k): [1,1] is box, [1,3,3,1] is bilinear."""
+    f = torch.as_tensor(resample_filter, dtype=torch.float32)
+    return (f.outer(f) / f.sum().square())[None, None]
+
+
+class Conv2d(torch.nn.Module):
+    """A `kernel`×`kernel` convolution (kernel 0: none, resampling only), optionally preceded by a 2× FIR
+    upsampling or downsampling with `resample_filter`. `fused_resample` convolves first and then
+    downsamples (or upsamples, then convolves) in one strided pass, as NCSN++'s residual encoder does."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True, up: bool = False,
+                 down: bool = False, resample_filter: list[float] = (1, 1), fused_resample: bool = False,
+                 init_mode: str = "kaiming_normal", init_weight: float = 1, init_bias: float = 0):
+        if up and down:
+            raise ValueError("a convolution resamples up or down, not both")
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.up = up
+        self.down = down
+        self.fused_resample = fused_resample
+        fans = dict(mode=init_mode, fan_in=in_channels * kernel * kernel, fan_out=out_channels * kernel * kernel)
+        shape = [out_channels, in_channels, kernel, kernel]
+        self.weight = torch.nn.Parameter(weight_init(shape, **fans) * init_weight) if kernel else None
+        self.bias = torch.nn.Parameter(weight_init([out_channels], **fans) * init_bias) if kernel and bias else None
+        self.register_buffer("resample_filter", resample_kernel(list(resample_filter)) if up or down else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = None if self.weight is None else self.weight.to(x.dtype)
+        f = None if self.resample_filter is None else self.resample_filter.to(x.dtype)
+        w_pad = 0 if w is None else w.shape[-1] // 2
+        f_pad = 0 if f is None else (f.shape[-1] - 1) // 2
+        if self.fused_resample and w is not None and (self.up or self.down):
+            x = self._fused(x, w, f, w_pad + f_pad)
+        else:
+            if self.up:
+                x = conv_transpose2d(x, (f * 4).tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2,
+                                     padding=f_pad)
+            if self.down:
+                x = conv2d(x, f.tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2, padding=f_pad)
+            if w is not None:
+                x = conv2d(x, w, padding=w_pad)
+        if self.bias is not None:
+            x = x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
+        return x
+
+    def _fused(self, x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, pad: int) -> torch.Tensor:
+        if self.up:
+            x = conv_transpose2d(x, (f * 4).tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2, padding=pad)
+            return conv2d(x, w)
+        x = conv2d(x, w, padding=pad)
+        return conv2d(x, f.tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2)
+
+
+class GroupNorm(torch.nn.Module):
+    """Group normalisation with min(`num_groups`, channels / `min_channels_per_group`) groups."""
+
+    def __init__(self, num_channels: int, num_groups: int = 32, min_channels_per_group: int = 4, eps: float = 1e-5):
+        super().__init__()
+        self.num_groups = max(1, min(num_groups, num_channels // min_channels_per_group))
+        if num_channels % self.num_groups:
+            raise ValueError(f"{num_channels} channels do not split into {self.num_groups} groups")
+        self.eps = eps
+        self.weight = torch.nn.Parameter(torch.ones(num_channels))
+        self.bias = torch.nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(qᵀk / sqrt(c)) applied to v, for q, k, v of shape (batch·heads, c, positions); computed in float32."""
+    out = scaled_dot_product_attention(q.transpose(1, 2).float(), k.transpose(1, 2).float(),
+                                       v.transpose(1, 2).float())
+    return out.transpose(1, 2).to(v.dtype)

@@ -1,0 +1,166 @@
+"""The paper's networks (EDM Appendix F.2): sizes of the published presets, shapes, conditioning inputs,
+determinism, errors, and the CPU preset's speed."""
+
+import inspect
+import time
+
+import pytest
+import torch
+
+from edmctl.errors import UserError
+from edmctl.networks import ARCH_DEFAULTS, NETWORKS, build_network, count_parameters
+
+CIFAR10 = dict(img_resolution=32, in_channels=3, out_channels=3, augment_dim=9)
+IMAGENET64 = dict(img_resolution=64, in_channels=3, out_channels=3, label_dim=1000)
+TINY = dict(model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], dropout=0.0)
+CPU_PRESET = dict(arch="ddpmpp", img_resolution=8, in_channels=1, out_channels=1, model_channels=32,
+                  channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4])
+
+
+def paper_size(arch: str, **sizes) -> int:
+    with torch.device("meta"):
+        return count_parameters(build_network(arch, **sizes))
+
+
+@pytest.mark.parametrize("arch, sizes, millions, exact", [
+    ("ddpmpp", CIFAR10, 55.7, 55_733_891),   # EDM Table 7: DDPM++ CIFAR-10, 55.73M
+    ("ncsnpp", CIFAR10, 56.4, 56_397_827),   # NCSN++ CIFAR-10, 56.4M
+    ("adm", IMAGENET64, 295.9, 295_899_267),  # ADM ImageNet-64 (class-conditional, no augmentation), 296M
+])
+def test_paper_presets_have_the_papers_parameter_counts(arch, sizes, millions, exact):
+    count = paper_size(arch, **sizes)
+    assert round(count / 1e6, 1) == millions
+    assert count == exact
+
+
+def randomized(net: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Every parameter redrawn: the zero-initialised output layers would otherwise hide the inputs' effect."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return net.eval()
+
+
+def inputs(n: int, res: int, channels: int = 3, label_dim: int = 10, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, channels, res, res, generator=gen)
+    c_noise = torch.randn(n, generator=gen)
+    classes = torch.nn.functional.one_hot(torch.randint(label_dim, (n,), generator=gen), label_dim).float()
+    return x, c_noise, classes, torch.randn(n, 9, generator=gen)
+
+
+@pytest.mark.parametrize("arch, res, extra", [
+    ("ddpmpp", 8, {}),
+    ("ncsnpp", 16, dict(channel_mult=[1, 2, 2], attn_resolutions=[8])),
+    ("ncsnpp", 16, dict(encoder_type="skip", decoder_type="skip", attn_resolutions=[8])),
+    ("ddpmpp", 16, dict(embedding_type="fourier", encoder_type="residual", resample_filter=[1, 3, 3, 1],
+                          attn_resolutions=[8])),
+    ("adm", 8, dict(attn_resolutions=[8, 4])),
+    ("adm", 16, dict(channel_mult=[1, 2, 2], attn_resolutions=[4])),
+])
+def test_output_has_the_input_shape_with_out_channels(arch, res, extra):
+    net = build_network(arch, **{**TINY, **extra}, img_resolution=res, in_channels=3, out_channels=2, label_dim=10,
+                        augment_dim=9)
+    x, c_noise, classes, aug = inputs(4, res)
+    assert net(x, c_noise, classes, aug).shape == (4, 2, res, res)
+
+
+@pytest.mark.parametrize("arch", list(NETWORKS))
+def test_class_and_augment_labels_condition_the_output(arch):
+    net = randomized(build_network(arch, **TINY, img_resolution=8, in_channels=3, out_channels=3, label_dim=10,
+                                   augment_dim=9))
+    x, c_noise, classes, aug = inputs(4, 8)
+    base = net(x, c_noise, classes, aug)
+    assert not torch.allclose(base, net(x, c_noise, classes.roll(1, dims=1), aug))
+    assert not torch.allclose(base, net(x, c_noise, classes, aug * 2))
+    assert not torch.allclose(base, net(x, c_noise * 2, classes, aug))
+
+
+@pytest.mark.parametrize("arch", list(NETWORKS))
+def test_augment_labels_none_means_zeros_as_at_sampling(arch):
+    net = randomized(build_network(arch, **TINY, img_resolution=8, in_channels=3, out_channels=3, augment_dim=9))
+    x, c_noise, _, aug = inputs(4, 8)
+    assert torch.equal(net(x, c_noise, None, None), net(x, c_noise, None, torch.zeros_like(aug)))
+
+
+@pytest.mark.parametrize("arch", list(NETWORKS))
+def test_label_dropout_acts_only_in_training_mode(arch):
+    net = randomized(build_network(arch, **TINY, img_resolution=8, in_channels=3, out_channels=3, label_dim=10,
+                                   label_dropout=1.0))
+    x, c_noise, classes, _ = inputs(4, 8)
+    no_label = net(x, c_noise, torch.zeros_like(classes))
+    assert not torch.allclose(net(x, c_noise, classes), no_label)
+    net.train()
+    assert torch.equal(net(x, c_noise, classes), no_label)
+
+
+@pytest.mark.parametrize("arch", list(NETWORKS))
+def test_same_seed_gives_the_same_network_and_output_bits(arch):
+    def run(seed):
+        torch.manual_seed(seed)
+        net = build_network(arch, **TINY, img_resolution=8, in_channels=3, out_channels=3).eval()
+        x, c_noise, _, _ = inputs(4, 8)
+        return net(x, c_noise)
+
+    assert torch.equal(run(3), run(3))
+    if arch != "adm":  # ADM's output layer starts at exactly zero, whatever the seed.
+        assert not torch.equal(run(3), run(4))
+
+
+def test_arch_defaults_are_builder_fields_and_none_means_default():
+    fields = set(inspect.signature(build_network).parameters)
+    for defaults in ARCH_DEFAULTS.values():
+        assert set(defaults) <= fields
+    torch.manual_seed(0)
+    implicit = build_network("ncsnpp", img_resolution=8, in_channels=1, out_channels=1, channel_mult=[1],
+                             model_channels=8, num_blocks=1, attn_resolutions=[8])
+    torch.manual_seed(0)
+    explicit = build_network("ncsnpp", img_resolution=8, in_channels=1, out_channels=1, channel_mult=[1],
+                             model_channels=8, num_blocks=1, attn_resolutions=[8], embedding_type="fourier",
+                             encoder_type="residual", channel_mult_noise=2, resample_filter=[1, 3, 3, 1])
+    assert all(torch.equal(a, b) for a, b in zip(implicit.state_dict().values(), explicit.state_dict().values()))
+
+
+@pytest.mark.parametrize("arch, bad, words", [
+    ("unet", {}, ["network.arch", "ddpmpp, ncsnpp, adm"]),
+    ("adm", dict(encoder_type="standard"), ["network.encoder_type", "adm"]),
+    ("adm", dict(resample_filter=[1, 1]), ["network.resample_filter", "adm"]),
+    ("ddpmpp", dict(embedding_type="learned"), ["network.embedding_type", "positional, fourier"]),
+    ("ddpmpp", dict(encoder_type="fancy"), ["network.encoder_type", "standard, skip, residual"]),
+    ("ncsnpp", dict(decoder_type="residual"), ["network.decoder_type", "standard, skip"]),
+    ("ddpmpp", dict(channel_mult=[]), ["network.channel_mult", "non-empty"]),
+    ("ddpmpp", dict(attn_resolutions=[2]), ["network.attn_resolutions", "8, 4"]),
+    ("adm", dict(channel_mult=[1, 1, 1, 1, 1], attn_resolutions=[]), ["img_resolution 8", "divisible by 16"]),
+    ("ddpmpp", dict(resample_filter=[1, 2, 1]), ["network.resample_filter", "[1, 3, 3, 1]"]),
+    ("ddpmpp", dict(num_blocks=0), ["network.num_blocks", "positive"]),
+    ("ddpmpp", dict(model_channels=132, channel_mult=[1], attn_resolutions=[]), ["network.model_channels 132", "multiple of 32"]),
+    ("ddpmpp", dict(dropout=1.5), ["network.dropout", "[0, 1)"]),
+])
+def test_bad_network_fields_raise_user_error_naming_the_field(arch, bad, words):
+    kwargs = {**TINY, **bad}
+    with pytest.raises(UserError) as info:
+        build_network(arch, img_resolution=8, in_channels=3, out_channels=3, **kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_cpu_preset_trains_a_batch_of_64_in_well_under_a_second_on_two_cores():
+    """Timed in CPU seconds of this process (at most 2 for 1 s on 2 cores), so that other processes sharing the
+    machine do not make the claim flaky; best of three steps after one warm-up step."""
+    torch.manual_seed(0)
+    net = build_network(**CPU_PRESET, augment_dim=9).train()
+    x, c_noise, _, aug = inputs(64, 8, channels=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cpu_seconds = [_step_cpu_seconds(net, x, c_noise, aug) for _ in range(4)][1:]
+    finally:
+        torch.set_num_threads(threads)
+    assert min(cpu_seconds) < 2 * 0.75
+
+
+def _step_cpu_seconds(net, x, c_noise, aug) -> float:
+    start = time.process_time()
+    net(x, c_noise, None, aug).square().mean().backward()
+    return time.process_time() - start

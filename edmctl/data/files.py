@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import PIL.Image
 import torch
 

@@ -24,6 +24,11 @@ Record a run (every command does this around its work)::
 - Artifact kinds: checkpoint, samples, stats, plot, log, env. A folder artifact is hashed over its sorted
   file names and file hashes (`run.content_hash`), so `reproduce` can compare sample folders bitwise.
 
+Queue runs to start later (a sweep's trials; see `queue.py`)::
+
+    run_id = queue_run(kind="sample", recipe=..., recipe_hash=..., parent=sweep_id, extra={...})  # status queued
+    with start_run(run_id) as run: ...   # queued/failed/interrupted -> running -> done/failed/interrupted
+
 Query (reads never write, except reaping runs whose process is gone)::
 
     reg = Registry(home=None, url=None)   # url: default $EDMCTL_DB_URL, else sqlite:///$EDMCTL_HOME/registry.db
@@ -46,8 +51,9 @@ Concurrency (SQLite): WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions 
 
 from edmctl.registry.compare import compare
 from edmctl.registry.run import Run, Terminated, content_hash, open_run
+from edmctl.registry.queue import queue_run, start_run
 from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
 from edmctl.registry.store import Registry, RemovalPlan
 
-__all__ = ["open_run", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
+__all__ = ["open_run", "queue_run", "start_run", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
            "MetricPoint", "ArtifactRecord", "compare"]

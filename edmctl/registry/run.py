@@ -105,13 +105,26 @@ def open_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str |
     }
     run = Run(registry, db.write(registry.engine, lambda conn: writes.insert_run(conn, columns)))
     _make_dir(run)
-    heartbeat = _Heartbeat(registry, run.id)
+    with lifecycle(run, env.files, discard_on_user_error=True):
+        yield run
+
+
+@contextmanager
+def lifecycle(run: Run, env_files: dict[str, bytes], discard_on_user_error: bool) -> Iterator[Run]:
+    """Heartbeat and SIGTERM handling around the body, and how the run ends (done, failed, interrupted).
+
+    A `UserError` discards the run (`discard_on_user_error`, a run just opened) or marks it failed (a run
+    queued before, whose row the caller owns)."""
+    heartbeat = _Heartbeat(run.registry, run.id)
     try:
-        _save_environment(run, env.files)
+        _save_environment(run, env_files)
         heartbeat.start()
         with _sigterm_interrupts():
             yield run
-    except UserError:
+    except UserError as e:
+        if not discard_on_user_error:
+            _end(run, heartbeat, "failed", f"UserError: {e}")
+            raise
         heartbeat.stop()
         _discard(run)
         raise

@@ -64,10 +64,23 @@ def installed_packages() -> str:
     Read once per process: what a process imported does not change when packages are installed under it."""
     names = set()
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_version(dist)
         if name:
-            names.add(f"{name.lower()}=={dist.version}")
+            names.add(f"{name.lower()}=={version}")
     return "".join(f"{line}\n" for line in sorted(names))
+
+
+def _name_version(dist: metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the metadata headers, read as plain lines (the email parser is 10x slower)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            break  # end of the headers
+        key, _, value = line.partition(": ")
+        if key in ("Name", "Version"):
+            found[key] = value.strip()
+    return found.get("Name"), found.get("Version")
 
 
 def _add_git(env: Environment) -> None:

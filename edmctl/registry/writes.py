@@ -3,6 +3,7 @@ transaction holding the write lock)."""
 
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -62,11 +63,13 @@ def log_metrics(conn: Connection, run_id: int, values: dict[str, float], step: i
     rows = [{"run_id": run_id, "key": key, "step": step, "value": finite_or_none(v), "time": now}
             for key, v in values.items()]
     conn.execute(insert(METRICS), rows)
-    conn.execute(_upsert_latest(conn, [{**row, "min": row["value"], "max": row["value"], "count": 1} for row in rows]))
+    conn.execute(_upsert_latest(conn.dialect.name), [{**row, "min": row["value"], "max": row["value"], "count": 1}
+                                                     for row in rows])
 
 
-def _upsert_latest(conn: Connection, rows: list[dict[str, Any]]):
-    dialect = conn.dialect.name
+@lru_cache(maxsize=None)
+def _upsert_latest(dialect: str):
+    """INSERT .. ON CONFLICT (run_id, key) DO UPDATE: the new latest value, the running min/max, count + 1."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
         least, greatest = func.min, func.max  # SQLite's scalar min/max of several arguments
@@ -75,7 +78,7 @@ def _upsert_latest(conn: Connection, rows: list[dict[str, Any]]):
         least, greatest = func.least, func.greatest
     else:
         raise NotImplementedError(f"the registry supports SQLite and PostgreSQL databases, not {dialect}")
-    stmt = dialect_insert(LATEST).values(rows)
+    stmt = dialect_insert(LATEST)
     new = stmt.excluded
     return stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={
         "value": new.value, "step": new.step, "time": new.time, "count": LATEST.c.count + 1,

@@ -39,6 +39,10 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg.history(run_id, key) -> list[MetricPoint]
     reg.artifacts(run_id) -> list[ArtifactRecord];  reg.artifact_path(artifact) -> Path
     reg.reap() -> list[int]   (running runs whose pid is gone, or whose heartbeat is stale on another host)
+    reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.children(run_id) -> list[RunRecord]
+    reg.run_dir(run_id) -> Path;  reg.exists -> bool (False: no database yet, every query answers empty)
+    reg.removal_plan(ref, files=False) -> RemovalPlan;  reg.remove(plan)   (what `edmctl runs rm` does)
+    compare(reg, ["run12", "run17"], all_fields=False) -> {"runs", "recipe", "metrics", "environment", ...}
 
 A `RunRecord` has the columns plus decoded `.recipe`, `.seeds`, `.argv`, `.devices`, `.extra`, `.label`
 ("run12") and `.as_dict()`: everything `edmctl reproduce` needs to re-run it as

@@ -234,3 +234,14 @@ def test_db_url_override(tmp_path, monkeypatch):
     assert (tmp_path / "team.db").exists() and not (tmp_path / "home" / "registry.db").exists()
     assert Registry(tmp_path / "home").get(run.id).kind == "train"
     assert isinstance(Registry(tmp_path / "home").list()[0], RunRecord)
+
+
+def test_a_live_running_run_cannot_be_removed(home):
+    import os
+
+    with open_run(kind="train", home=home):
+        pass
+    reg = Registry(home)
+    live = _insert_running(reg, socket.gethostname(), os.getpid(), time.time())
+    with pytest.raises(UserError, match="still running"):
+        reg.removal_plan(live)

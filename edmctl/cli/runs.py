@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, emit, out
 
 RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("precond", "precond.kind"),
                   ("data", "data.source"))

@@ -150,7 +150,7 @@ def main() -> None:
 
         rows = [
             ("edmctl runs --limit 50", lambda: cli("runs", "--limit", "50"),
-             lambda: reg.latest_metrics([r.id for r in reg.list(limit=50)])),
+             lambda: reg.latest_values([r.id for r in reg.list(limit=50)])),
             (f"edmctl show run{a}", lambda: cli("show", f"run{a}"),
              lambda: (reg.get(a), reg.metrics(a), reg.artifacts(a))),
             (f"edmctl compare run{a} run{b}", lambda: cli("compare", f"run{a}", f"run{b}"),
@@ -170,7 +170,8 @@ def main() -> None:
         for label, secs, errs in ((" 1 process ", one_s, one_err), (f"{args.writers:2d} processes", many_s, many_err)):
             print(f"  {label}: {total_runs / secs:7.1f} runs/s  {total_runs * keys * steps / secs:8.0f} metric rows/s  "
                   f"{secs:5.2f} s  errors {errs}")
-        print(f"  concurrent / single throughput ratio: {one_s / many_s:.2f} (on {os.cpu_count()} cores)")
+        print(f"  concurrent / single throughput ratio: {one_s / many_s:.2f} (on {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

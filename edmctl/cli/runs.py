@@ -60,7 +60,7 @@ def main_metrics(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
     def rank(key: str) -> tuple[int, str]:
         return (0 if key.startswith("fid") else 1 if key.startswith("kid") else 2 if key == "loss" else 3, key)
 
-    return {key: metrics[key].value for key in sorted(metrics, key=rank)[:count]}
+    return {key: metrics[key] for key in sorted(metrics, key=rank)[:count]}
 
 
 def styled_status(status: str) -> str:
@@ -91,7 +91,7 @@ def runs(
         return
     reg = registry()
     records = reg.list(kind=kind, status=status, where=parse_where(where or []), limit=limit)
-    latest = reg.latest_metrics([r.id for r in records])
+    latest = reg.latest_values([r.id for r in records])
     rows = [{"run": r.label, "kind": r.kind, "status": r.status, "name": r.name, "parent": r.parent_id,
              **{label: dig(r.recipe, dotted) for label, dotted in RECIPE_COLUMNS},
              "metrics": main_metrics(latest[r.id]), "created": r.created} for r in records]

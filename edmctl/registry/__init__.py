@@ -39,7 +39,8 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg.history(run_id, key) -> list[MetricPoint]
     reg.artifacts(run_id) -> list[ArtifactRecord];  reg.artifact_path(artifact) -> Path
     reg.reap() -> list[int]   (running runs whose pid is gone, or whose heartbeat is stale on another host)
-    reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.children(run_id) -> list[RunRecord]
+    reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.latest_values(ids) -> {id: {key: value}}
+    reg.children(run_id) -> list[RunRecord]
     reg.run_dir(run_id) -> Path;  reg.exists -> bool (False: no database yet, every query answers empty)
     reg.removal_plan(ref, files=False) -> RemovalPlan;  reg.remove(plan)   (what `edmctl runs rm` does)
     compare(reg, ["run12", "run17"], all_fields=False) -> {"runs", "recipe", "metrics", "environment", ...}

@@ -35,10 +35,10 @@ def compare(registry: Registry, refs: list[str | int], all_fields: bool = False)
     Recipe and environment rows list only what differs (all rows with `all_fields`); metrics list every key.
     """
     records = [registry.get(ref) for ref in refs]
-    latest = registry.latest_metrics([r.id for r in records])
+    latest = registry.latest_values([r.id for r in records])
     environments = [{name: getattr(r, name) for name in ENVIRONMENT_FIELDS if name != "devices"}
                     | {"devices": ", ".join(r.devices)} for r in records]
-    metric_columns = [{key: m.value for key, m in latest[r.id].items()} for r in records]
+    metric_columns = [latest[r.id] for r in records]
     return {
         "runs": [r.label for r in records],
         "kind": [r.kind for r in records],

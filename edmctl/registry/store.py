@@ -125,6 +125,17 @@ class Registry:
                 result[row.run_id][row.key] = row
         return result
 
+    def latest_values(self, run_ids: list[int]) -> dict[int, dict[str, float | None]]:
+        """{run_id: {key: latest value}} in one plain query (no model objects: listings stay fast)."""
+        result: dict[int, dict[str, float | None]] = {run_id: {} for run_id in run_ids}
+        if run_ids and self.exists:
+            with db.read(self.engine) as conn:
+                rows = conn.execute(select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value)
+                                    .where(LatestMetric.run_id.in_(run_ids)).order_by(LatestMetric.key))
+                for run_id, key, value in rows:
+                    result[run_id][key] = value
+        return result
+
     def history(self, run_id: int, key: str) -> list[MetricPoint]:
         """Every logged value of one metric, in logging order."""
         return self._select(select(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.key == key)

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from cleanfid.fid import get_batch_features  # imports torchvision: seconds, paid here rather than in a timed loop
 
 from edmctl.errors import UserError
 from edmctl.fid.preprocess import check_protocol, preprocess
@@ -36,8 +37,6 @@ class Detector:
 
     def features(self, batch: torch.Tensor) -> np.ndarray:
         """uint8 NCHW images -> float64 features (N, D), through clean-fid's `get_batch_features`."""
-        from cleanfid.fid import get_batch_features
-
         feats = get_batch_features(self.prepare(batch), self.feat_model, self.device)
         return np.asarray(feats, dtype=np.float64).reshape(len(batch), -1)
 

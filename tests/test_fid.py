@@ -241,6 +241,13 @@ def test_an_edm_layout_reference_measures_through_the_command(env, capsys, tmp_p
     assert code == 0 and abs(json.loads(out)["fid"]) < 1e-6
 
 
+def test_reference_stats_of_any_training_source_such_as_the_digits(env, capsys):
+    code, out, _ = _cli(capsys, "fid", "ref", "digits", "--out", str(env["tmp"] / "digits.npz"), "--detector", "pixels", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["num_images"] == 1797 and doc["feature_dim"] == 64
+    assert load_stats(env["tmp"] / "digits.npz").meta["detector"] == "pixels"
+
+
 def _bad_inputs(tmp, pngs, detector_path, stats):
     empty = tmp / "empty"
     empty.mkdir()

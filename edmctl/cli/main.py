@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from edmctl.cli import dataset, fid, recipe, runs, sample
+from edmctl.cli import ablate, dataset, fid, recipe, runs, sample, sweep
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (recipe, fid, dataset, runs, sample):
+for module in (recipe, fid, dataset, runs, sample, sweep, ablate):
     module.register(app)
 
 

@@ -25,11 +25,12 @@ class PositionalEmbedding(torch.nn.Module):
 
 
 class FourierEmbedding(torch.nn.Module):
-    """[cos(2π c_noise·ω_i), sin(2π c_noise·ω_i)], fixed random ω_i ~ N(0, scale²) (a buffer, not trained)."""
+    """[cos(2π c_noise·ω_i), sin(2π c_noise·ω_i)], fixed random ω_i ~ N(0, scale²): a buffer, not trained,
+    drawn on the CPU whatever the default device (`module.to(device)` moves it)."""
 
     def __init__(self, num_channels: int, scale: float = 16):
         super().__init__()
-        self.register_buffer("freqs", torch.randn(num_channels // 2) * scale)
+        self.register_buffer("freqs", torch.randn(num_channels // 2, device="cpu") * scale)
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         x = c_noise.outer((2 * math.pi * self.freqs).to(c_noise.dtype))

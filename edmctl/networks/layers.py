@@ -8,17 +8,26 @@ import torch
 from torch.nn.functional import conv2d, conv_transpose2d, group_norm, scaled_dot_product_attention
 
 
-def weight_init(shape: list[int], mode: str, fan_in: int, fan_out: int) -> torch.Tensor:
-    """A weight tensor drawn as `mode` says (Glorot & Bengio 2010; He et al. 2015), from torch's global RNG."""
-    if mode == "xavier_uniform":
-        return math.sqrt(6 / (fan_in + fan_out)) * (torch.rand(*shape) * 2 - 1)
-    if mode == "xavier_normal":
-        return math.sqrt(2 / (fan_in + fan_out)) * torch.randn(*shape)
-    if mode == "kaiming_uniform":
-        return math.sqrt(3 / fan_in) * (torch.rand(*shape) * 2 - 1)
-    if mode == "kaiming_normal":
-        return math.sqrt(1 / fan_in) * torch.randn(*shape)
-    raise ValueError(f"unknown weight init mode {mode!r}")
+INIT_BOUNDS = {  # mode -> (distribution, its scale from fan_in and fan_out): uniform bound or normal std
+    "xavier_uniform": ("uniform", lambda fan_in, fan_out: math.sqrt(6 / (fan_in + fan_out))),
+    "xavier_normal": ("normal", lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))),
+    "kaiming_uniform": ("uniform", lambda fan_in, fan_out: math.sqrt(3 / fan_in)),
+    "kaiming_normal": ("normal", lambda fan_in, fan_out: math.sqrt(1 / fan_in)),
+}
+
+
+def weight_init(shape: list[int], mode: str, fan_in: int, fan_out: int, gain: float = 1.0) -> torch.Tensor:
+    """A weight tensor drawn as `mode` says (Glorot & Bengio 2010; He et al. 2015) times `gain`, from torch's
+    global RNG. Under `torch.device("meta")` (counting parameters) there are no values to draw."""
+    distribution, scale = INIT_BOUNDS[mode]
+    bound = scale(fan_in, fan_out) * gain
+    with torch.no_grad():
+        weight = torch.empty(shape)
+        if weight.is_meta:
+            return weight
+        if bound == 0:
+            return weight.zero_()
+        return weight.uniform_(-bound, bound) if distribution == "uniform" else weight.normal_(0, bound)
 
 
 class Linear(torch.nn.Module):
@@ -30,8 +39,8 @@ class Linear(torch.nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         fans = dict(mode=init_mode, fan_in=in_features, fan_out=out_features)
-        self.weight = torch.nn.Parameter(weight_init([out_features, in_features], **fans) * init_weight)
-        self.bias = torch.nn.Parameter(weight_init([out_features], **fans) * init_bias) if bias else None
+        self.weight = torch.nn.Parameter(weight_init([out_features, in_features], **fans, gain=init_weight))
+        self.bias = torch.nn.Parameter(weight_init([out_features], **fans, gain=init_bias)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x @ self.weight.to(x.dtype).t()
@@ -39,8 +48,9 @@ class Linear(torch.nn.Module):
 
 
 def resample_kernel(resample_filter: list[float]) -> torch.Tensor:
-    """The separable 2-D FIR filter f fᵀ / (Σf)², shape (1, 1, k, k): [1,1] is box, [1,3,3,1] is bilinear."""
-    f = torch.as_tensor(resample_filter, dtype=torch.float32)
+    """The separable 2-D FIR filter f fᵀ / (Σf)², shape (1, 1, k, k): [1,1] is box, [1,3,3,1] is bilinear.
+    A small constant, made on the CPU whatever the default device (`module.to(device)` moves it)."""
+    f = torch.as_tensor(resample_filter, dtype=torch.float32, device="cpu")
     return (f.outer(f) / f.sum().square())[None, None]
 
 
@@ -62,8 +72,8 @@ class Conv2d(torch.nn.Module):
         self.fused_resample = fused_resample
         fans = dict(mode=init_mode, fan_in=in_channels * kernel * kernel, fan_out=out_channels * kernel * kernel)
         shape = [out_channels, in_channels, kernel, kernel]
-        self.weight = torch.nn.Parameter(weight_init(shape, **fans) * init_weight) if kernel else None
-        self.bias = torch.nn.Parameter(weight_init([out_channels], **fans) * init_bias) if kernel and bias else None
+        self.weight = torch.nn.Parameter(weight_init(shape, **fans, gain=init_weight)) if kernel else None
+        self.bias = torch.nn.Parameter(weight_init([out_channels], **fans, gain=init_bias)) if kernel and bias else None
         self.register_buffer("resample_filter", resample_kernel(list(resample_filter)) if up or down else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -145,7 +145,8 @@ def test_arch_defaults_are_builder_fields_and_none_means_default():
     ("adm", dict(channel_mult=[1, 1, 1, 1, 1], attn_resolutions=[]), ["img_resolution 8", "divisible by 16"]),
     ("ddpmpp", dict(resample_filter=[1, 2, 1]), ["network.resample_filter", "[1, 3, 3, 1]"]),
     ("ddpmpp", dict(num_blocks=0), ["network.num_blocks", "positive"]),
-    ("ddpmpp", dict(model_channels=132, channel_mult=[1], attn_resolutions=[]), ["network.model_channels 132", "multiple of 32"]),
+    ("ddpmpp", dict(model_channels=132, channel_mult=[1], attn_resolutions=[]),
+     ["network.model_channels 132", "multiple of 32"]),
     ("ddpmpp", dict(dropout=1.5), ["network.dropout", "[0, 1)"]),
 ])
 def test_bad_network_fields_raise_user_error_naming_the_field(arch, bad, words):

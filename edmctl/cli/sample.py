@@ -36,6 +36,8 @@ def sampler_overrides(fields: dict) -> list[str]:
 def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
     """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id."""
     if model is not None:
+        if model.startswith("run") and model[3:].isdigit():
+            model = f"run:{model[3:]}"  # --model run12: a training run
         prefix, _, body = model.partition(":")
         return model, (body if prefix == "run" else None)
     from edmctl.registry import Registry
@@ -104,6 +106,10 @@ def sample(
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}.")
     spec, parent = resolve_model_spec(model)
+    if parent is not None and recipe_path is None:  # a training run: its recipe's [sampler], flags on top
+        from edmctl.train.model import training_recipe
+
+        recipe = training_recipe(parent, overrides=[*(overrides or []), *sampler_overrides(flags)])
     denoiser = load_model(spec)
     check_class_label(denoiser, class_label)
     if out_dir is not None:
@@ -116,7 +122,7 @@ def sample(
         write_samples(target, result.samples, result.seeds)
         run.add_artifact(target / "samples.npz", kind="samples")
         run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})
-        run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label)
+        run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label, batch=batch)
         run_id = run.id
 
     doc = {"run": run_id, "out": str(target), "model": spec, "nfe": result.nfe, "images": len(seed_list),

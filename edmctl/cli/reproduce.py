@@ -1,0 +1,37 @@
+"""`edmctl reproduce RUN`: re-execute a run with its recorded recipe and seeds, compare, print the verdict."""
+
+from typing import Annotated
+
+import typer
+
+from edmctl.cli.common import JsonOpt, emit, out
+from edmctl.errors import CheckFailed
+
+
+def reproduce(
+    run: Annotated[str, typer.Argument(help="The run to reproduce: run12, 12 or latest.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run RUN as a new run linked to it and compare the outputs; exit 1 on a mismatch."""
+    from edmctl.reproduce import reproduce as reproduce_run
+
+    verdict = reproduce_run(run)
+
+    def render() -> None:
+        from rich.table import Table
+
+        table = Table(title=f"{verdict.reproduction} reproduces {verdict.original}")
+        for column in ("check", "tolerance", "result", "detail"):
+            table.add_column(column)
+        for c in verdict.checks:
+            table.add_row(c.name, c.tolerance, "[green]match[/]" if c.ok else "[red]MISMATCH[/]", c.detail)
+        out.print(table)
+        out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)
+
+    emit(verdict.as_dict(), as_json, render)
+    if not verdict.ok:
+        raise CheckFailed(f"{verdict.reproduction} does not reproduce {verdict.original}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reproduce")(reproduce)

@@ -1,0 +1,43 @@
+"""Reproducing a sample run: the same model, sampler and seeds must give bitwise-equal `samples` (same device)."""
+
+import numpy as np
+
+from edmctl.registry import content_hash
+
+
+def _recorded_samples(record, registry):
+    for artifact in registry.artifacts(record.id):
+        if artifact.kind == "samples":
+            return artifact, registry.artifact_path(artifact)
+    return None, None
+
+
+def reproduce_sample(record, recipe, run, registry) -> list[dict]:
+    """Re-sample the recorded seeds into the new run's folder and compare with the recorded samples.npz."""
+    from edmctl.models import load_model
+    from edmctl.sampling import sample, write_samples
+
+    model = load_model(record.extra["model"])
+    # The same batch size too: BLAS rounding differs between batch sizes (~1e-14), and the check is bitwise.
+    batch = record.extra.get("batch", 64)
+    result = sample(model, recipe.sampler, record.seeds, batch=batch, class_label=record.extra.get("class_label"))
+    write_samples(run.dir, result.samples, result.seeds)
+    run.add_artifact(run.dir / "samples.npz", kind="samples")
+    run.log_metric("nfe", result.nfe)
+
+    artifact, path = _recorded_samples(record, registry)
+    if artifact is None or not path.exists():
+        return [dict(name="recorded samples.npz", ok=False, detail="missing from the original run's folder")]
+    sha256, _ = content_hash(path)
+    unchanged = dict(name="recorded samples.npz unchanged since recorded", ok=sha256 == artifact.sha256,
+                     detail=f"sha256 {sha256[:12]} vs recorded {artifact.sha256[:12]}", tolerance="sha256")
+    original = np.load(path)["samples"]
+    reproduced = result.samples.numpy()
+    same_shape = original.shape == reproduced.shape
+    max_diff = float(np.abs(original - reproduced).max()) if same_shape else float("inf")
+    equal = dict(name=f"samples of {len(record.seeds)} seeds", ok=same_shape and np.array_equal(original, reproduced),
+                 detail=f"max |difference| {max_diff:.3g}")
+    recorded_nfe = registry.metrics(record.id).get("nfe")
+    nfe = dict(name="NFE", ok=recorded_nfe is not None and recorded_nfe.value == result.nfe,
+               detail=f"{result.nfe} vs recorded {recorded_nfe.value if recorded_nfe else 'none'}", tolerance="equal")
+    return [unchanged, equal, nfe]

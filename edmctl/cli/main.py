@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from edmctl.cli import ablate, dataset, fid, recipe, runs, sample, sweep
+from edmctl.cli import ablate, dataset, fid, recipe, reproduce, runs, sample, sweep
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (recipe, fid, dataset, runs, sample, sweep, ablate):
+for module in (recipe, fid, dataset, runs, sample, sweep, ablate, reproduce):
     module.register(app)
 
 

@@ -40,8 +40,9 @@ def check_class_label(model, class_label: int | None) -> None:
         raise UserError(f"--class {class_label} is out of range; the model has classes 0..{label_dim - 1}.")
 
 
+@torch.no_grad()
 def sample_batch(model, sampler, seeds: list[int], class_label: int | None = None, device="cpu") -> tuple[torch.Tensor, int]:
-    """One batch: latents, labels and churn noise from each seed's own generator, then `run_sampler`."""
+    """One batch: latents, labels and churn noise from each seed's own generator, then `run_sampler` (no autograd)."""
     noise = SeedNoise(seeds, image_shape(model), device)
     latents = noise.latents()
     class_labels = noise.class_labels(getattr(model, "label_dim", 0), class_label)

@@ -71,7 +71,7 @@ def _with_defaults(arch: str, given: dict) -> dict:
             users = [name for name, d in ARCH_DEFAULTS.items() if field in d]
             raise UserError(f"network.{field} does not apply to arch {arch!r} (only to {', '.join(users)}); "
                             f"leave it out.")
-    return {field: defaults[field] if given[field] is None else given[field] for field in defaults}
+    return {field: _copy(defaults[field] if given[field] is None else given[field]) for field in defaults}
 
 
 def _check_sizes(sizes: dict, dropout: float, label_dropout: float) -> None:
@@ -123,6 +123,11 @@ def _check_filter(resample_filter: list[float]) -> None:
     if not ok:
         raise UserError(f"network.resample_filter must be an even-length list of positive numbers such as [1, 1] "
                         f"or [1, 3, 3, 1], got {resample_filter!r}.")
+
+
+def _copy(value):
+    """Lists are copied, so that no network shares (or alters) `ARCH_DEFAULTS` or the caller's lists."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _is_int(value) -> bool:

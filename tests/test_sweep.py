@@ -1,0 +1,171 @@
+"""Sweeps: every trial a validated recipe before anything runs, recorded up front, resumable, parallel."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from edmctl.cli.main import main
+from edmctl.errors import UserError
+from edmctl.registry import Registry
+from edmctl.sweep import plan_sweep, read_sweep, run_sweep, sweep_results
+
+MODEL = "ideal:digits?std=0.2&n=50"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The mixture denoiser's small matrix products run fastest on one thread (and 2 shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def write_sweep(tmp_path, body: str, name: str = "sweep.toml") -> Path:
+    """A sweep over an inline base recipe (training.batch = 96 marks it) on the small mixture model."""
+    path = tmp_path / name
+    path.write_text(f'model = "{MODEL}"\nseeds = "0-3"\n{body}\n[base.training]\nbatch = 96\n')
+    return path
+
+
+def test_grid_is_the_cartesian_product_and_zip_walks_together(tmp_path):
+    spec = read_sweep(write_sweep(tmp_path, """
+[grid]
+"sampler.solver" = ["euler", "heun"]
+sampler.s_churn = [0.0, 10.0, 40.0]
+[zip]
+"sampler.steps" = [4, 8]
+"sampler.rho" = [5.0, 7.0]
+"""))
+    trials = plan_sweep(spec)
+    assert len(trials) == 2 * 3 * 2
+    assert {(t.axes["sampler.steps"], t.axes["sampler.rho"]) for t in trials} == {(4, 5.0), (8, 7.0)}
+    assert {(t.recipe.sampler.solver, t.recipe.sampler.s_churn) for t in trials} == {
+        (s, c) for s in ("euler", "heun") for c in (0.0, 10.0, 40.0)}
+    assert all(t.recipe.training.batch == 96 for t in trials)  # the rest of the base recipe is kept
+    assert len({t.recipe.hash() for t in trials}) == len(trials)
+
+
+def test_random_draws_follow_their_distributions_and_the_seed(tmp_path):
+    body = """
+[random]
+n = 20
+seed = 3
+"sampler.rho" = { dist = "uniform", low = 5.0, high = 9.0 }
+"sampler.s_churn" = { dist = "log-uniform", low = 0.1, high = 100.0 }
+"sampler.steps" = { dist = "int", low = 4, high = 12 }
+"sampler.solver" = { dist = "choice", values = ["euler", "heun"] }
+"""
+    trials = plan_sweep(read_sweep(write_sweep(tmp_path, body)))
+    again = plan_sweep(read_sweep(write_sweep(tmp_path, body, "again.toml")))
+    assert [t.axes for t in trials] == [t.axes for t in again]  # the same seed draws the same trials
+    samplers = [t.recipe.sampler for t in trials]
+    assert all(5 <= s.rho <= 9 and 0.1 <= s.s_churn <= 100 and 4 <= s.steps <= 12 for s in samplers)
+    assert all(isinstance(t.axes["sampler.steps"], int) for t in trials)
+    assert {s.solver for s in samplers} == {"euler", "heun"}
+    assert sum(s.s_churn < 3.2 for s in samplers) >= 4  # log-uniform: about half below the geometric mean
+
+
+def test_unequal_zip_lists_and_unknown_distributions_are_refused(tmp_path):
+    with pytest.raises(UserError, match="equal lengths"):
+        read_sweep(write_sweep(tmp_path, '[zip]\n"sampler.steps" = [4, 8]\n"sampler.rho" = [7.0]\n'))
+    with pytest.raises(UserError, match="dist one of choice, uniform, log-uniform, int"):
+        read_sweep(write_sweep(tmp_path, '[random]\nn = 2\n"sampler.rho" = { dist = "normal", low = 1, high = 2 }\n'))
+
+
+def test_one_invalid_trial_stops_the_sweep_before_it_starts_and_names_it(tmp_path, home, capsys):
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [4, 8]\n"sampler.s_tmin" = [0.0, 100.0]\n"sampler.s_tmax" = [50.0]\n')
+    assert main(["sweep", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert "trial 1" in message and "s_tmin=100" in message and "must not exceed" in message
+    assert Registry(home).list() == []  # nothing recorded
+
+
+def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, home):
+    spec = read_sweep(write_sweep(tmp_path, '[grid]\n"sampler.steps" = [4, 8]\n"sampler.solver" = ["euler", "heun"]\n'))
+    outcome = run_sweep(spec, home=home, jobs=1)
+    assert [o.status for o in outcome.outcomes] == ["done"] * 4
+    results = sweep_results(outcome.plan.sweep_id, home)
+    assert results.metric == "rms" and results.status == "done"
+    values = [row.value for row in results.rows]
+    assert values == sorted(values) and all(v > 0 for v in values)  # sorted best (lowest) first
+    best = {(r.axes["sampler.steps"], r.axes["sampler.solver"]): r.value for r in results.rows}
+    assert best[(8, "heun")] < best[(4, "heun")]  # more steps converge towards the reference
+    assert [a.kind for a in Registry(home).artifacts(outcome.plan.sweep_id) if a.path.endswith(".png")] == ["plot"]
+    trials = Registry(home).children(outcome.plan.sweep_id)
+    assert {t.status for t in trials} == {"done"} and {t.parent_id for t in trials} == {outcome.plan.sweep_id}
+    again = run_sweep(read_sweep(spec.path), home=home, jobs=1)
+    assert again.plan.sweep_id == outcome.plan.sweep_id and again.outcomes == []
+    assert len(again.plan.skipped["done"]) == 4
+
+
+def test_a_failing_trial_does_not_stop_the_others_and_exits_1(tmp_path, home, capsys):
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [2, 3]\n')
+    path.write_text(path.read_text().replace('seeds = "0-3"', 'seeds = "0-3"\nmetric = "fid"'))
+    assert main(["sweep", str(path)]) == 1  # sample trials measure rms or fd: every trial fails, each recorded
+    captured = capsys.readouterr()
+    assert captured.err.count("failed") >= 2 and "rerun them" in captured.err
+    sweep = Registry(home).list(kind="sweep")[0]
+    assert sweep.status == "failed"
+    assert {t.status for t in Registry(home).children(sweep.id)} == {"failed"}
+
+
+def _done_trials(home: Path) -> dict[int, float]:
+    registry = Registry(home)
+    if not (home / "registry.db").exists():
+        return {}
+    return {r.id: r.started for r in registry.list(kind="sample", status="done", limit=None)}
+
+
+@pytest.mark.slow  # a subprocess that imports torch, killed midway
+def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, home):
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [120, 121, 122, 123, 124, 125, 126, 127, 128, 129]\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDMCTL_HOME": str(home)}
+    process = subprocess.Popen([sys.executable, "-m", "edmctl", "sweep", str(path)], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(_done_trials(home)) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = _done_trials(home)
+    assert 2 <= len(finished) < 10, "the sweep must be killed midway"
+    outcome = run_sweep(read_sweep(path), home=home, jobs=1)
+    assert set(finished).isdisjoint(o.trial_id for o in outcome.outcomes)
+    after = _done_trials(home)
+    assert len(after) == 10 and all(after[i] == started for i, started in finished.items())  # not rerun
+    assert Registry(home).get(outcome.plan.sweep_id).status == "done"
+
+
+@pytest.mark.slow  # two spawned workers, each importing torch
+def test_parallel_workers_share_one_registry_without_errors(tmp_path, home):
+    spec = read_sweep(write_sweep(tmp_path, '[grid]\n"sampler.steps" = [3, 4, 5, 6, 7, 8]\n'))
+    outcome = run_sweep(spec, home=home, jobs=2)
+    assert sorted(o.status for o in outcome.outcomes) == ["done"] * 6, [o.error for o in outcome.outcomes]
+    trials = Registry(home).children(outcome.plan.sweep_id)
+    assert {t.status for t in trials} == {"done"} and all(t.error is None for t in trials)
+    assert len({t.pid for t in trials}) == 2 and os.getpid() not in {t.pid for t in trials}  # two workers
+    serial = run_sweep(read_sweep(write_sweep(tmp_path, '[grid]\n"sampler.steps" = [3, 4, 5, 6, 7, 8]\n', "s.toml")),
+                       home=tmp_path / "serial", jobs=1)
+    by_steps = lambda ref, h: {r.axes["sampler.steps"]: r.value for r in sweep_results(ref, h).rows}
+    assert by_steps(outcome.plan.sweep_id, home) == pytest.approx(by_steps(serial.plan.sweep_id, tmp_path / "serial"), rel=1e-9)
+
+
+def test_dry_run_lists_trials_and_records_nothing(tmp_path, home, capsys):
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [4, 8, 16]\n')
+    assert main(["sweep", str(path), "--dry-run", "--json"]) == 0
+    assert '"count": 3' in capsys.readouterr().out
+    assert not (home / "registry.db").exists()

@@ -41,25 +41,37 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Recipe files to check.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Check recipe files: exit 0 when all are valid, 2 when any is not (each error printed)."""
+    """Check recipe files (and sweep files: every trial): exit 0 when all are valid, 2 when any is not."""
     from edmctl.errors import UserError
-    from edmctl.recipe import load_recipe
 
     results = []
     for file in files:
         try:
-            results.append({"file": str(file), "valid": True, "hash": load_recipe(file).hash()})
+            results.append({"file": str(file), "valid": True, **_check(file)})
         except UserError as e:
             results.append({"file": str(file), "valid": False, "error": str(e)})
             err.print(f"[bold red]error:[/] {e}", highlight=False)
 
     def render() -> None:
         for r in results:
-            out.print(f"{'ok     ' if r['valid'] else 'invalid'} {r['file']}" + (f"  {r['hash'][:12]}" if r["valid"] else ""), highlight=False)
+            detail = (f"  sweep of {r['trials']} trials" if "trials" in r else f"  {r['hash'][:12]}") if r["valid"] else ""
+            out.print(f"{'ok     ' if r['valid'] else 'invalid'} {r['file']}{detail}", highlight=False)
 
     emit(results, as_json, render)
     if not all(r["valid"] for r in results):
         raise typer.Exit(2)
+
+
+def _check(file: Path) -> dict:
+    """A recipe's hash, or for a sweep file (it names a `base` recipe) the number of valid trials."""
+    from edmctl.recipe import load_recipe
+    from edmctl.recipe.load import read_toml
+
+    if "base" in read_toml(file):
+        from edmctl.sweep import plan_sweep, read_sweep
+
+        return {"trials": len(plan_sweep(read_sweep(file)))}
+    return {"hash": load_recipe(file).hash()}
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from edmctl.cli import ablate, dataset, fid, recipe, reproduce, runs, sample, sweep
+from edmctl.cli import ablate, dataset, fid, recipe, reproduce, runs, sample, sweep, train
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(

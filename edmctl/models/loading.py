@@ -100,8 +100,16 @@ def load_ideal(body: str) -> GaussianMixtureDenoiser:
     return GaussianMixtureDenoiser(torch.from_numpy(images), std=std)
 
 
+def load_run(body: str):
+    """`run:12` or `run:run12`: a training run's EMA weights (`edmctl.train.load_training_run`)."""
+    from edmctl.train.model import load_training_run
+
+    return load_training_run(body)
+
+
 MODEL_SOURCES: dict[str, Callable[[str], object]] = {
     "ideal": load_ideal,
+    "run": load_run,
 }
 
 

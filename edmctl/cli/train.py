@@ -1,0 +1,118 @@
+"""`edmctl train RECIPE`: train the recipe's network on its data, recorded as a `train` run with metrics per tick
+and snapshots; `--resume RUN` continues a run, `--dry-run` measures without writing, `--nproc N` runs N
+processes under torchrun (DDP)."""
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Callable, Iterator
+
+import typer
+
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.errors import UserError
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+@contextmanager
+def _progress(total_kimg: float, enabled: bool) -> Iterator[Callable[[int, float], None] | None]:
+    """A rich bar on stderr: kimg done of total, the last tick's loss, images/s and ETA."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("training"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total:g} kimg"),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("training", total=total_kimg, loss="-", rate="")
+
+        def progress(nimg: int, loss: float) -> None:
+            bar.update(task, completed=nimg / 1000, loss="-" if loss != loss else f"{loss:.4f}")
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed * 1000:.0f} img/s" if speed else "")
+
+        yield progress
+
+
+def _resolve_recipe(recipe_path: Path | None, overrides: list[str], resume: str | None):
+    """The recipe file with `--set`, or with `--resume` the run's own recipe with `--set`."""
+    if resume is not None:
+        if recipe_path is not None:
+            raise UserError("give either RECIPE or --resume RUN (a resumed run keeps its own recipe; change it with --set).")
+        from edmctl.train.model import training_recipe
+
+        return training_recipe(resume, overrides)
+    if recipe_path is None:
+        raise UserError("give a RECIPE file (e.g. recipes/digits.toml) or --resume RUN.")
+    from edmctl.recipe import load_recipe
+
+    return load_recipe(recipe_path, overrides=overrides)
+
+
+def _relaunch_args(recipe_path, overrides, resume, dry_run, as_json) -> list[str]:
+    args = [str(recipe_path)] if recipe_path is not None else []
+    for item in overrides:
+        args += ["--set", item]
+    args += ["--resume", resume] if resume is not None else []
+    return args + (["--dry-run"] if dry_run else []) + (["--json"] if as_json else [])
+
+
+def train(
+    recipe_path: Annotated[Path | None, typer.Argument(metavar="RECIPE", help="Recipe TOML (e.g. recipes/digits.toml).")] = None,
+    overrides: SetOpt = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue training run RUN from its newest snapshot, as a new run with RUN as parent.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe, parameter count and measured time per kimg; write nothing.")] = False,
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes on this machine (DDP under torchrun: NCCL on GPUs, gloo on CPU).")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a recipe; print the run, images trained, final loss and the last snapshot."""
+    from edmctl.train.distributed import init_distributed, shutdown, torchrun_command
+    from edmctl.train.session import dry_run as measure
+    from edmctl.train.session import train as run_train
+
+    overrides = list(overrides or [])
+    recipe = _resolve_recipe(recipe_path, overrides, resume)
+    if nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {nproc}.")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        command = torchrun_command(nproc, _relaunch_args(recipe_path, overrides, resume, dry_run, as_json))
+        raise typer.Exit(subprocess.run(command).returncode)
+    dist = init_distributed()
+    try:
+        if dry_run:
+            doc = measure(recipe, dist, warn=_warn)
+            if dist.is_main:
+                emit(doc, as_json, lambda: _print_dry_run(doc))
+            return
+        with _progress(recipe.training.duration_kimg, dist.is_main and not as_json) as progress:
+            outcome = run_train(recipe, dist, resume=resume, progress=progress, warn=_warn)
+    finally:
+        shutdown(dist)
+    if dist.is_main:
+        doc = {"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
+               "metrics": outcome.metrics, "snapshot": outcome.snapshot}
+        emit(doc, as_json, lambda: out.print(
+            f"run{outcome.run}: {outcome.nimg / 1000:g} kimg, loss {outcome.metrics.get('loss', float('nan')):.4f}, "
+            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False))
+
+
+def _print_dry_run(doc: dict) -> None:
+
+    for section, fields in doc["recipe"].items():
+        out.print(f"[{section}]", highlight=False, markup=False)
+        for name, value in fields.items():
+            out.print(f"{name} = {value!r}", highlight=False, markup=False)
+    minutes = doc["seconds_per_kimg"] * doc["duration_kimg"] / 60
+    out.print(f"\n{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; "
+              f"{doc['seconds_per_kimg']:.2f} s/kimg measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg",
+              highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `train` command."""
+    app.command("train")(train)

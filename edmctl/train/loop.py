@@ -1,0 +1,206 @@
+"""The training loop (EDM training_loop.py): Adam with a linear lr ramp-up, gradient accumulation up to the
+global batch, loss = Σ per-element loss / batch, NaN/inf gradients zeroed, EMA with a half-life in kimg.
+
+Every random number comes from generators seeded from `training.seed` and the rank — the torch CPU (and CUDA)
+default generator for dropout and label dropout, one `torch.Generator` for σ, noise and augmentation — and
+the image order from `IndexStream`; a snapshot stores all of them, so a resumed run continues bit for bit.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from edmctl.data import to_model_range
+from edmctl.errors import UserError
+from edmctl.networks import count_parameters
+from edmctl.train.data import IndexStream
+from edmctl.train.distributed import Dist, all_gather_bytes, all_sum, no_sync
+from edmctl.train.ema import ema_beta, make_ema, update_ema
+from edmctl.train.objective import build_denoiser, build_loss, build_net, one_hot
+from edmctl.train.stats import LossByNoise, memory_gib
+
+
+def accumulation(batch: int, batch_gpu: int | None, world_size: int) -> tuple[int, int]:
+    """(per-device batch, accumulation rounds) so that batch_gpu · rounds · world_size = batch."""
+    if batch % world_size:
+        raise UserError(f"training.batch ({batch}) must be a multiple of the number of processes ({world_size}).")
+    per_device = batch // world_size
+    batch_gpu = per_device if batch_gpu is None or batch_gpu > per_device else batch_gpu
+    if per_device % batch_gpu:
+        raise UserError(f"training.batch / processes ({per_device}) must be a multiple of training.batch_gpu ({batch_gpu}).")
+    return batch_gpu, per_device // batch_gpu
+
+
+def rank_seeds(seed: int, rank: int) -> tuple[int, int]:
+    """(default-generator seed, loss-generator seed) of a rank: distinct streams from one recipe seed."""
+    return (seed << 16) + 2 * rank + 1, (seed << 16) + 2 * rank
+
+
+def lr_at(lr: float, cur_nimg: int, rampup_kimg: float) -> float:
+    """lr · min(cur_nimg / (rampup_kimg · 1000), 1) (EDM's linear ramp-up)."""
+    return lr * min(cur_nimg / max(rampup_kimg * 1000, 1e-8), 1)
+
+
+@dataclass
+class Tick:
+    """What one tick reports (through `on_tick`)."""
+
+    nimg: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Everything one process trains with. Build it, optionally `restore` a snapshot, then call `step` until
+    `done`; `state()` is the snapshot (a collective call under DDP)."""
+
+    def __init__(self, recipe, dataset, dist: Dist):
+        self.recipe, self.dataset, self.dist = recipe, dataset, dist
+        training = recipe.training
+        self.batch_gpu, self.rounds = accumulation(training.batch, training.batch_gpu, dist.world_size)
+        self.label_dim = dataset.num_classes if recipe.data.conditional else 0
+        torch.manual_seed(training.seed)  # same initial weights on every rank
+        self.net = build_net(recipe, dataset.shape, self.label_dim).to(dist.device).train()
+        self.ema = make_ema(self.net)
+        self.model = self._wrap(self.net)
+        self.denoiser = build_denoiser(recipe, self.model, dataset.shape, self.label_dim).train()
+        self.loss_fn = build_loss(recipe)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=training.lr, betas=tuple(training.betas), eps=training.eps)
+        self.stream = IndexStream(len(dataset), training.seed)
+        default_seed, loss_seed = rank_seeds(training.seed, dist.rank)
+        torch.manual_seed(default_seed)
+        self.generator = torch.Generator(dist.device).manual_seed(loss_seed)
+        self.nimg, self.steps = 0, 0
+        self.losses = LossByNoise()
+
+    def _wrap(self, net: torch.nn.Module) -> torch.nn.Module:
+        model = net
+        if self.dist.active:
+            device_ids = [self.dist.device] if self.dist.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
+        return torch.compile(model) if self.recipe.training.compile else model
+
+    @property
+    def parameter_count(self) -> int:
+        return count_parameters(self.net)
+
+    @property
+    def total_nimg(self) -> int:
+        return round(self.recipe.training.duration_kimg * 1000)
+
+    @property
+    def done(self) -> bool:
+        return self.nimg >= self.total_nimg
+
+    def _batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, labels = self.dataset.get_batch(indices)
+        images = to_model_range(images).to(self.dist.device)
+        return images, one_hot(labels.to(self.dist.device), self.label_dim)
+
+    def _accumulate(self, indices: torch.Tensor) -> None:
+        """Forward and backward over every round's slice of the global batch; loss = Σ / (batch per device)."""
+        per_device = self.batch_gpu * self.rounds
+        for r in range(self.rounds):
+            start = (r * self.dist.world_size + self.dist.rank) * self.batch_gpu
+            images, labels = self._batch(indices[start : start + self.batch_gpu])
+            with no_sync(self.model, skip=r < self.rounds - 1):
+                loss, sigma = self.loss_fn(self.denoiser, images, labels, self.generator)
+                loss.sum().mul(1 / per_device).backward()
+            self.losses.add(loss.detach().mean(dim=(1, 2, 3)), sigma)
+
+    def _apply_gradients(self) -> None:
+        """lr ramp-up, NaN/inf gradients zeroed, Adam step, EMA update (EDM training_loop.py)."""
+        training = self.recipe.training
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(training.lr, self.nimg, training.lr_rampup_kimg)
+        for param in self.net.parameters():
+            if param.grad is not None:
+                torch.nan_to_num(param.grad, nan=0, posinf=0, neginf=0, out=param.grad)
+        self.optimizer.step()
+        update_ema(self.ema, self.net, ema_beta(training.batch, self.nimg, training.ema_halflife_kimg, training.ema_rampup_ratio))
+
+    def step(self) -> None:
+        """One optimizer step over `training.batch` images."""
+        indices = self.stream.take(self.recipe.training.batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self._accumulate(indices)
+        self._apply_gradients()
+        self.nimg += self.recipe.training.batch
+        self.steps += 1
+
+    def tick_metrics(self) -> dict[str, float]:
+        """Loss overall and per σ bin over every rank since the last call (collective), then reset."""
+        values = self.losses.metrics(all_sum(self.dist, self.losses.packed()))
+        self.losses.reset()
+        values["memory_gib"] = memory_gib(self.dist.device)
+        return values
+
+    def _rng_states(self) -> dict[str, list[torch.Tensor]]:
+        states = {"torch_cpu": all_gather_bytes(self.dist, torch.get_rng_state()),
+                  "loss_generator": all_gather_bytes(self.dist, self.generator.get_state())}
+        states["torch_cuda"] = (all_gather_bytes(self.dist, torch.cuda.get_rng_state(self.dist.device))
+                                if self.dist.device.type == "cuda" else [])
+        return states
+
+    def state(self) -> dict:
+        """The snapshot: weights, EMA, optimizer, counters, every rank's RNG states, the data position."""
+        return {"nimg": self.nimg, "step": self.steps, "net": self.net.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": self._rng_states(),
+                "data_position": self.stream.position, "world_size": self.dist.world_size,
+                "recipe_hash": self.recipe.hash(), "img_shape": list(self.dataset.shape), "label_dim": self.label_dim}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a snapshot taken with the same number of processes."""
+        if state["world_size"] != self.dist.world_size:
+            raise UserError(f"the snapshot was taken with {state['world_size']} processes; resume with --nproc {state['world_size']}.")
+        self.net.load_state_dict(state["net"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.nimg, self.steps, self.stream.position = state["nimg"], state["step"], state["data_position"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch_cpu"][self.dist.rank])
+        self.generator.set_state(rng["loss_generator"][self.dist.rank])
+        if self.dist.device.type == "cuda" and rng["torch_cuda"]:
+            torch.cuda.set_rng_state(rng["torch_cuda"][self.dist.rank], self.dist.device)
+
+
+def crossed(before: int, after: int, interval_nimg: int) -> bool:
+    """Whether a multiple of `interval_nimg` lies in (before, after]."""
+    return after // max(interval_nimg, 1) > before // max(interval_nimg, 1)
+
+
+def run_training(trainer: Trainer, on_tick: Callable[[Tick], None], on_snapshot: Callable[[dict], None],
+                 progress: Callable[[int, float], None] | None = None) -> None:
+    """Step until `training.duration_kimg`; a tick every `tick_kimg` and a snapshot every `snapshot_kimg` and
+    at the end (`state()` is gathered on every rank, `on_snapshot` decides who writes)."""
+    training = trainer.recipe.training
+    tick_nimg, snapshot_nimg = round(training.tick_kimg * 1000), round(training.snapshot_kimg * 1000)
+    tick_start, tick_time, loss = trainer.nimg, time.perf_counter(), float("nan")
+    while not trainer.done:
+        before = trainer.nimg
+        trainer.step()
+        if progress is not None:
+            progress(trainer.nimg, loss)
+        if crossed(before, trainer.nimg, tick_nimg) or trainer.done:
+            now = time.perf_counter()
+            metrics = trainer.tick_metrics()
+            metrics["images_per_s"] = (trainer.nimg - tick_start) / max(now - tick_time, 1e-9)
+            metrics["kimg"] = trainer.nimg / 1000
+            loss = metrics["loss"]
+            on_tick(Tick(trainer.nimg, metrics))
+            tick_start, tick_time = trainer.nimg, now
+        if crossed(before, trainer.nimg, snapshot_nimg) or trainer.done:
+            on_snapshot(trainer.state())
+
+
+def time_per_kimg(trainer: Trainer, steps: int = 3) -> float:
+    """Seconds per thousand training images, measured over `steps` steps after one warm-up step. The trainer's
+    state changes: measure on a trainer that is thrown away (`--dry-run`)."""
+    trainer.step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    if trainer.dist.device.type == "cuda":
+        torch.cuda.synchronize(trainer.dist.device)
+    return (time.perf_counter() - start) / (steps * trainer.recipe.training.batch) * 1000

@@ -78,7 +78,7 @@ class Trainer:
         model = net
         if self.dist.active:
             device_ids = [self.dist.device] if self.dist.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
+            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
         return torch.compile(model) if self.recipe.training.compile else model
 
     @property

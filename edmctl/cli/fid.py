@@ -1,4 +1,5 @@
-"""`edmctl fid`: reference statistics of a dataset (`fid ref`) and FID of a folder or zip (`fid TARGET`).
+"""`edmctl fid`: reference statistics of a dataset (`fid ref`) and FID of a training run, folder or zip
+(`fid TARGET`).
 
 `edmctl fid TARGET ...` is shorthand for `edmctl fid measure TARGET ...`. Commands parse, check every input,
 then call the `edmctl.fid` library; a measured value is recorded in the registry as a `fid` run.
@@ -6,6 +7,7 @@ then call the `edmctl.fid` library; a measured value is recorded in the registry
 
 import hashlib
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Annotated, Callable, Iterator
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.sample import _field as sampler_flag
+from edmctl.cli.sample import sampler_overrides
 from edmctl.errors import UserError
 
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode.")]
@@ -96,18 +100,42 @@ def ref(
                                          f"{det.name} features ({protocol}), {measured.images_per_s:.1f} img/s"))
 
 
+def _is_run_ref(target: str) -> bool:
+    """`run12`, `12` or `latest` naming a registry run (an existing path of that name is a folder)."""
+    return not Path(target).exists() and re.fullmatch(r"(run)?\d+|latest", target) is not None
+
+
 def measure(
-    target: Annotated[str, typer.Argument(help="A folder or .zip of images to measure.")],
-    ref_path: Annotated[Path, typer.Option("--ref", help="Reference statistics (.npz with mu, sigma; EDM's files work).")],
-    num: Annotated[int | None, typer.Option("--num", help="Measure the first N images (default: all).")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Seed blocks of --num images (the paper uses 3); for training runs only.")] = 1,
-    detector: DetectorOpt = "inception",
-    protocol: ProtocolOpt = "edm",
-    batch: BatchOpt = 64,
+    target: Annotated[str, typer.Argument(help="A training run (run12, 12, latest), or a folder or .zip of images.")],
+    ref_path: Annotated[Path | None, typer.Option("--ref", help="Reference statistics (.npz with mu, sigma; EDM's files work). Default for a run: its recipe's eval.ref.")] = None,
+    num: Annotated[int | None, typer.Option("--num", help="Images per measurement (default: all for a folder; eval.num for a run).")] = None,
+    repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Seed blocks of --num images, the minimum reported (the paper: 3); runs only. Default: eval.repeats.")] = None,
+    detector: Annotated[str | None, typer.Option("--detector", help="inception, pixels, or a TorchScript .pt mapping uint8 NCHW to features (default: eval.detector for a run, else inception).")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode. Default: eval.protocol for a run, else edm.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Images per batch (default: eval.batch for a run, else 64).")] = None,
+    solver: sampler_flag("--solver", "euler, heun, dpm2, lms or dpmpp-2m", str) = None,
+    steps: sampler_flag("--steps", "Number of noise levels N", int) = None,
+    s_churn: sampler_flag("--s-churn", "S_churn") = None,
+    s_tmin: sampler_flag("--s-tmin", "S_tmin") = None,
+    s_tmax: sampler_flag("--s-tmax", "S_tmax") = None,
+    s_noise: sampler_flag("--s-noise", "S_noise") = None,
+    overrides: SetOpt = None,
     device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """FID (and KID) of a folder or zip of images against reference statistics; recorded as a fid run."""
+    """FID (and KID) of a training run's samples, or of a folder or zip of images; recorded as a fid run."""
+    if _is_run_ref(target):
+        flags = dict(solver=solver, steps=steps, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise)
+        sets = [*(overrides or []), *sampler_overrides(flags)]
+        return _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets, device, as_json)
+    if any(v is not None for v in (solver, steps, s_churn, s_tmin, s_tmax, s_noise)) or overrides:
+        raise UserError(f"{target} is a folder or zip of fixed images; sampler flags and --set apply to training runs only.")
+    if ref_path is None:
+        raise UserError("--ref STATS.npz is required for a folder or zip; make it with `edmctl fid ref DATA --out STATS.npz`.")
+    _measure_images(target, ref_path, num, repeats or 1, detector or "inception", protocol or "edm", batch or 64, device, as_json)
+
+
+def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, device, as_json) -> None:
     from edmctl.fid import batches, check_compatible, compare, compute_stats, load_detector, load_stats, save_stats, take
     from edmctl.fid.weights import file_sha256
     from edmctl.registry import open_run
@@ -134,6 +162,53 @@ def measure(
     emit(doc, as_json, lambda: out.print(
         f"FID {result.fid:.4f}  KID {'n/a' if result.kid is None else f'{result.kid:.6f}'}  ({result.num_images} images, "
         f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"))
+
+
+def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets, device, as_json) -> None:
+    """The paper's protocol on a training run: `repeats` seed blocks of `num` images generated from its EMA
+    weights with its recipe's `[sampler]` (flags on top), features streamed without writing PNGs; images are
+    quantised by `to_uint8`, exactly as `edmctl sample` writes PNGs."""
+    from edmctl.fid import best, check_compatible, load_detector, load_stats, measure_blocks, seed_blocks
+    from edmctl.sampling.driver import generated_batches
+    from edmctl.fid.weights import file_sha256
+    from edmctl.registry import open_run
+    from edmctl.train.model import load_training_run, training_record, training_recipe
+
+    _, record = training_record(target)
+    if record.kind != "train":
+        raise UserError(f"{record.label} is a {record.kind} run; fid measures training runs, folders and zips.")
+    recipe = training_recipe(record.id, sets)
+    settings = recipe.eval
+    num, repeats, batch = num or settings.num, repeats or settings.repeats, batch or settings.batch
+    detector, protocol = detector or settings.detector, protocol or settings.protocol
+    ref_path = ref_path or (Path(settings.ref) if settings.ref else None)
+    if ref_path is None:
+        raise UserError(f"{record.label}'s recipe sets no eval.ref; pass --ref STATS.npz (make it with `edmctl fid ref DATA --out STATS.npz`).")
+    blocks = seed_blocks(num, repeats)
+    det = load_detector(detector, protocol, _device(device))
+    ref_stats = load_stats(ref_path)
+    model = load_training_run(str(record.id)).to(_device(device))
+    check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(model.img_shape))
+    make_batches, nfe = generated_batches(model, recipe.sampler, batch, _device(device))
+    ref_sha256 = file_sha256(ref_path)
+
+    with open_run(kind="fid", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=[s for b in blocks for s in b],
+                  argv=sys.argv, parent=record.id) as run:
+        with _progress(num * repeats, f"FID {record.label}") as advance:
+            results = measure_blocks(make_batches, det, ref_stats, num, repeats, on_batch=advance)
+        chosen = best(results)
+        run.log_metrics({"fid": chosen.fid, "kid": chosen.kid, "nfe": nfe[0], "images_per_s": chosen.images_per_s,
+                         **{f"fid_{i}": r.fid for i, r in enumerate(results)}})
+        run.update(**det.describe(), ref=str(ref_path), ref_sha256=ref_sha256, num_images=num, repeats=repeats,
+                   seed_blocks=[[b.start, b.stop - 1] for b in blocks], sampler=recipe.sampler.model_dump(), nfe=nfe[0],
+                   duration_s=sum(r.seconds for r in results), measured=record.id)
+        run_id = run.id
+
+    doc = {"run": run_id, "measured": record.label, "fid": chosen.fid, "kid": chosen.kid, "nfe": nfe[0],
+           "repeats": [r.as_dict() for r in results], **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
+    emit(doc, as_json, lambda: out.print(
+        f"FID {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe[0]}  "
+        f"({num} images x {repeats}, {det.name} {protocol})  recorded as run {run_id}", highlight=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -49,9 +49,13 @@ def _is_image(name: str) -> bool:
 
 
 def image_folder(folder: str | Path) -> ImageList:
-    """Every image file under `folder` (recursively), sorted by relative path."""
+    """Every image file under `folder` (recursively), sorted by relative path; a top-level `grid.png` is
+    `edmctl sample`'s contact sheet of the samples, not a sample, and is skipped."""
+    from edmctl.sampling.writers import GRID_PNG
+
     folder = Path(folder)
-    files = sorted((p for p in folder.rglob("*") if p.is_file() and _is_image(p.name)), key=lambda p: p.relative_to(folder).as_posix())
+    files = sorted((p for p in folder.rglob("*") if p.is_file() and _is_image(p.name) and p != folder / GRID_PNG),
+                   key=lambda p: p.relative_to(folder).as_posix())
     if not files:
         raise UserError(f"Folder {folder} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
     return ImageList(str(folder), len(files), lambda i: decode_image(files[i], str(files[i])))

@@ -74,3 +74,19 @@ def sample(
         if progress is not None:
             progress(min(first + batch, len(seeds)), len(seeds))
     return SampleResult(torch.cat(chunks), list(seeds), nfe, time.perf_counter() - start)
+
+
+def generated_batches(model, sampler, batch: int, device="cpu"):
+    """`make_batches(seeds)` yielding uint8 NCHW batches generated for those seeds (quantised by `to_uint8`,
+    as PNGs are written), for streaming into FID; the NFE per image lands in the returned one-item list."""
+    from edmctl.sampling.writers import to_uint8
+
+    nfe = [0]
+
+    def make_batches(seeds):
+        seeds = list(seeds)
+        for first in range(0, len(seeds), batch):
+            x, nfe[0] = sample_batch(model, sampler, seeds[first : first + batch], None, device)
+            yield to_uint8(x.cpu())
+
+    return make_batches, nfe

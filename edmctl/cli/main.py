@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (recipe, fid, dataset, runs, sample, sweep, ablate, reproduce):
+for module in (recipe, fid, dataset, runs, sample, train, sweep, ablate, reproduce):
     module.register(app)
 
 

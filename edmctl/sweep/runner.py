@@ -45,6 +45,7 @@ def find_sweep(registry, digest: str):
 def queue_trials(spec: SweepSpec, trials: list[Trial], home) -> SweepPlan:
     """Record the sweep and every trial not yet recorded (status queued); decide what to run now."""
     from edmctl.registry import Registry, queue_run
+    from edmctl.sweep.trials import run_kind
 
     registry = Registry(home, create=True)
     hashes = [t.recipe.hash() for t in trials]
@@ -58,7 +59,7 @@ def queue_trials(spec: SweepSpec, trials: list[Trial], home) -> SweepPlan:
     for trial, digest in zip(trials, hashes):
         record = known.get(digest)
         if record is None:
-            trial_id = queue_run(kind=spec.trial, recipe=trial.recipe.canonical(), recipe_hash=digest,
+            trial_id = queue_run(kind=run_kind(spec.trial), recipe=trial.recipe.canonical(), recipe_hash=digest,
                                  seeds=_seeds(spec), argv=sys.argv, parent=sweep_id, name=trial.label, home=home,
                                  extra={"axes": trial.axes, "trial": trial.index})
             status = "queued"

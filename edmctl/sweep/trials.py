@@ -6,12 +6,23 @@
   (the default for trained models): the Fréchet distance of the samples' detector features (`[eval] detector`)
   to the reference statistics (`[eval] ref`, else the `[data] source` measured with the same detector).
 - `fid`: FID by the recipe's `[eval]` protocol (`num` images per seed block, best of `repeats`).
+- `train`: train the recipe (EDM training loop, `[training]` to `duration_kimg`); metric `loss`, the last tick's
+  mean loss. The trial run *is* the training run (recorded with kind `train`, see `run_kind`): its tick
+  metrics, sigma_data warning and snapshots (checkpoint artifacts) go into it, so `edmctl sample --model
+  run:N` samples a trial like any training run. One run per trial keeps the trial's recipe, loss curve,
+  weights and FID together and needs no second run linked to the first.
+- `train+fid`: `train`, then FID of the EMA weights by the recipe's `[eval]` protocol with its `[sampler]`.
 
 Models, reference solutions and reference statistics are cached per process: a worker pays for them once.
+Reference statistics of a `[data]` source (no `[eval] ref`) are also written into the sweep's folder (the
+trial's parent run), so the trials of one sweep compute them once across processes.
 """
 
 import functools
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from edmctl.errors import UserError
@@ -78,22 +89,44 @@ def rms_to_reference(samples, model_spec: str, sampler, seeds: list[int], batch:
 _REFERENCE_STATS: dict[tuple, Any] = {}
 
 
-def reference_stats(recipe, detector):
-    """`[eval] ref` when set, else the statistics of `[data] source` under the same detector (cached)."""
-    from edmctl.fid import batches, compute_stats, dataset_images, load_stats
+def data_stats(recipe, detector):
+    """Statistics of the `[data] source` (at its `resolution` and `channels`) under `detector`."""
+    from edmctl.data import open_dataset
+    from edmctl.fid import batches, compute_stats, dataset_images
+
+    data = recipe.data
+    dataset = open_dataset(data.source, resolution=data.resolution, channels=data.channels)
+    return compute_stats(batches(dataset_images(dataset), recipe.eval.batch), detector).stats
+
+
+def reference_file(recipe, detector, cache_dir: Path) -> Path:
+    """`reference-<detector>-<protocol>-<digest>.npz` in `cache_dir`, the digest over the data fields it depends on."""
+    data = recipe.data
+    key = json.dumps([data.source, data.resolution, data.channels, detector.name, detector.sha256], default=str)
+    name = Path(detector.name).stem
+    return cache_dir / f"reference-{name}-{detector.protocol}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def reference_stats(recipe, detector, cache_dir: Path | None = None):
+    """`[eval] ref` when set, else the statistics of `[data] source` under the same detector: cached per
+    process, and in `cache_dir` (read if there, else written through a temporary name) when given."""
+    from edmctl.fid import load_stats, save_stats
 
     if recipe.eval.ref:
         return load_stats(recipe.eval.ref)
-    key = (recipe.data.source, detector.name, detector.protocol)
+    key = (recipe.data.source, recipe.data.resolution, recipe.data.channels, detector.name, detector.protocol)
     if key not in _REFERENCE_STATS:
-        from edmctl.data import open_dataset
-
-        images = dataset_images(open_dataset(recipe.data.source))
-        _REFERENCE_STATS[key] = compute_stats(batches(images, recipe.eval.batch), detector).stats
+        path = reference_file(recipe, detector, cache_dir) if cache_dir is not None else None
+        if path is not None and path.is_file():
+            _REFERENCE_STATS[key] = load_stats(path)
+        else:
+            _REFERENCE_STATS[key] = data_stats(recipe, detector)
+            if path is not None:
+                save_stats(path, _REFERENCE_STATS[key])
     return _REFERENCE_STATS[key]
 
 
-def frechet_to_reference(samples, recipe, device="cpu") -> float:
+def frechet_to_reference(samples, recipe, device="cpu", cache_dir: Path | None = None) -> float:
     """Fréchet distance of the samples' `[eval] detector` features to the reference statistics."""
     from edmctl.fid import compute_stats, frechet_distance, load_detector
     from edmctl.sampling import to_uint8
@@ -101,7 +134,7 @@ def frechet_to_reference(samples, recipe, device="cpu") -> float:
     detector = load_detector(recipe.eval.detector, recipe.eval.protocol, device)
     pixels = to_uint8(samples)
     chunks = [pixels[i : i + recipe.eval.batch] for i in range(0, len(pixels), recipe.eval.batch)]
-    return frechet_distance(compute_stats(chunks, detector).stats, reference_stats(recipe, detector))
+    return frechet_distance(compute_stats(chunks, detector).stats, reference_stats(recipe, detector, cache_dir))
 
 
 def sample_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
@@ -127,30 +160,89 @@ SAMPLE_METRICS: dict[str, Callable[..., float]] = {
 }
 
 
-def fid_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
+def fid_of(model, recipe, run, device="cpu", cache_dir: Path | None = None) -> dict[str, float]:
     """FID by the recipe's `[eval]` protocol: `num` images per seed block, `repeats` blocks, the best reported."""
     from edmctl.fid import seed_blocks
     from edmctl.sampling import sample
 
-    model = model_of(settings)
     start, values, nfe = time.perf_counter(), [], 0
     for seeds in seed_blocks(recipe.eval.num, recipe.eval.repeats):
         result = sample(model, recipe.sampler, list(seeds), recipe.eval.batch, device=device)
-        values.append(frechet_to_reference(result.samples, recipe, device))
+        values.append(frechet_to_reference(result.samples, recipe, device, cache_dir))
         nfe = result.nfe
-    run.update(model=settings["model"], nfe=nfe, fid_repeats=values)
+    run.update(nfe=nfe, fid_repeats=values, detector=recipe.eval.detector)
     return {"fid": min(values), "nfe": nfe, "seconds": time.perf_counter() - start}
+
+
+def fid_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
+    """FID of the sweep's model (see `fid_of`)."""
+    model = model_of(settings)
+    run.update(model=settings["model"])
+    return fid_of(model, recipe, run, device, sweep_dir(run))
+
+
+def sweep_dir(run) -> Path:
+    """The folder of the trial's sweep (its parent run), or the trial's own folder when it has no parent."""
+    parent_id = run.registry.get(run.id).parent_id
+    return run.registry.run_dir(parent_id) if parent_id is not None else run.dir
+
+
+def train_in(recipe, run, device="cpu"):
+    """Train `recipe` to `training.duration_kimg` with the trial `run` as the training run (tick metrics,
+    snapshots); returns the trainer and the last tick's metrics."""
+    import torch
+
+    from edmctl.train.distributed import Dist
+    from edmctl.train.loop import run_training
+    from edmctl.train.session import _Recorder, prepare
+
+    trainer = prepare(recipe, Dist(device=torch.device(device)), warn=lambda text: run.update(warning=text))
+    run.update(parameters=trainer.parameter_count, devices=[str(device)], world_size=1)
+    recorder = _Recorder(run)
+    run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot)
+    run.update(nimg=trainer.nimg)
+    return trainer, recorder.metrics
+
+
+def ema_denoiser(trainer):
+    """D(x; σ) around the trainer's EMA weights (EDM Eq. 7), in eval mode: the model the paper evaluates."""
+    from edmctl.train.objective import build_denoiser
+
+    return build_denoiser(trainer.recipe, trainer.ema, trainer.dataset.shape, trainer.label_dim).eval()
+
+
+def train_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
+    """Train the trial's recipe (the trial run is the training run); report the last tick's loss."""
+    start = time.perf_counter()
+    _, metrics = train_in(recipe, run, device)
+    return {"loss": metrics["loss"], "seconds": time.perf_counter() - start}
+
+
+def train_fid_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
+    """`train`, then FID of the EMA weights with the recipe's `[sampler]` and `[eval]` (see `fid_of`)."""
+    start = time.perf_counter()
+    trainer, metrics = train_in(recipe, run, device)
+    measured = fid_of(ema_denoiser(trainer), recipe, run, device, sweep_dir(run))
+    return {**measured, "loss": metrics["loss"], "seconds": time.perf_counter() - start}
 
 
 TRIALS: dict[str, Callable[..., dict[str, float]]] = {
     "sample": sample_trial,
     "fid": fid_trial,
+    "train": train_trial,
+    "train+fid": train_fid_trial,
 }
+
+
+def run_kind(trial: str) -> str:
+    """The registry kind of a trial's run: trials that train are training runs (`train`), the others their own kind."""
+    return "train" if trial in ("train", "train+fid") else trial
 
 
 
 def default_metric(trial: str, model_spec: str | None) -> str:
-    """`fid` for fid trials; for sample trials `rms` on analytic models (`ideal:...`), else `fd`."""
+    """`fid` for fid and train+fid trials, `loss` for train trials; for sample trials `rms` on analytic models
+    (`ideal:...`), else `fd`."""
     if trial == "sample":
         return "rms" if (model_spec or "").startswith("ideal:") else "fd"
-    return "fid"
+    return "loss" if trial == "train" else "fid"

@@ -1,17 +1,17 @@
-"""`edmctl ablate sampler`: the paper's Figure 2 for any model, recorded as an `ablate` run with a table and a plot.
-
-The group holds one command per ladder of the paper (`sampler` here; the training ladder of Table 2 joins it as
-`edmctl ablate training`).
+"""`edmctl ablate`: the paper's ladders, each recorded as an `ablate` run with a table and a plot — `sampler`
+(Figure 2, for any model) and `training` (Table 2, configs A..F trained at one budget).
 """
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
 
-app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2.", no_args_is_help=True,
+app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2, the training ladder of Table 2.",
+                  no_args_is_help=True,
                   rich_markup_mode=None)
 
 
@@ -80,6 +80,56 @@ def sampler(
 
     emit({"run": f"run{run_id}", **result.as_dict()}, as_json, lambda: (render_ladder(result), out.print(
         f"plot: {run.dir / 'sampler_ladder.png'}  (run{run_id})", highlight=False)))
+
+
+def _changes(rung, family: str) -> str:
+    """`training.lr=0.001, training.dropout=0.13`; config A: the ladder file laid over the base."""
+    if rung.config == "A":
+        return f"{family}-A's design fields over the base ({len(rung.changed)} differ)"
+    return ", ".join(f"{key}={value}" for key, value in rung.changed.items())
+
+
+def render_training_ladder(result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.family} training ladder (EDM Table 2) at {result.budget_kimg:g} kimg on "
+                        f"{result.base}; {result.metric}", title_justify="left")
+    for name in ("config", "Table 2 row", "what changed", "held at base", "loss", result.metric, "run"):
+        table.add_column(name, justify="right" if name in ("loss", result.metric) else "left")
+    for rung in result.rungs:
+        shown = "-" if rung.value is None else f"{rung.value:.4g}"
+        table.add_row(rung.config, rung.title, _changes(rung, result.family),
+                      ", ".join(rung.held) or "-",
+                      "-" if rung.loss is None else f"{rung.loss:.4g}",
+                      shown if rung.status == "done" else f"{rung.status}: {rung.error}", f"run{rung.run_id}")
+    out.print(table)
+
+
+@app.command("training")
+def training(
+    base: Annotated[Path, typer.Option("--base", help="The recipe giving scale and data (e.g. recipes/digits.toml); the ladder gives the design choices.")],
+    budget_kimg: Annotated[float | None, typer.Option("--budget-kimg", help="Training images per config, in thousands (training.duration_kimg; default: the base's).")] = None,
+    family: Annotated[str, typer.Option("--family", help="vp or ve: which ladder, recipes/cifar10/{family}-A..F.toml.")] = "vp",
+    overrides: SetOpt = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Configs trained at once (default: one per GPU, else 1).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Configs A..F of EDM Table 2 laid over the base recipe, each trained for the budget and measured by the
+    base's [eval] protocol; `--set` overrides the base. Which field comes from the ladder and which from the
+    base: see `edmctl.sweep.training_ladder`."""
+    from edmctl.errors import CheckFailed
+    from edmctl.sweep.training_ladder import training_ladder
+
+    def progress(rung) -> None:
+        value = "-" if rung.value is None else f"{rung.value:.4g}"
+        err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
+
+    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
+    emit(result.as_dict(), as_json, lambda: (render_training_ladder(result), out.print(
+        f"plot: {result.plot}  (run{result.run_id})", highlight=False)))
+    if result.failed:
+        raise CheckFailed(f"{len(result.failed)} of {len(result.rungs)} configs failed: "
+                          + "; ".join(f"{r.config}: {r.error}" for r in result.failed))
 
 
 def register(root: typer.Typer) -> None:

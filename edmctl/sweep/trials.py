@@ -115,14 +115,11 @@ def reference_stats(recipe, detector, cache_dir: Path | None = None):
     if recipe.eval.ref:
         return load_stats(recipe.eval.ref)
     key = (recipe.data.source, recipe.data.resolution, recipe.data.channels, detector.name, detector.protocol)
+    path = reference_file(recipe, detector, cache_dir) if cache_dir is not None else None
     if key not in _REFERENCE_STATS:
-        path = reference_file(recipe, detector, cache_dir) if cache_dir is not None else None
-        if path is not None and path.is_file():
-            _REFERENCE_STATS[key] = load_stats(path)
-        else:
-            _REFERENCE_STATS[key] = data_stats(recipe, detector)
-            if path is not None:
-                save_stats(path, _REFERENCE_STATS[key])
+        _REFERENCE_STATS[key] = load_stats(path) if path is not None and path.is_file() else data_stats(recipe, detector)
+    if path is not None and not path.is_file():
+        save_stats(path, _REFERENCE_STATS[key])
     return _REFERENCE_STATS[key]
 
 

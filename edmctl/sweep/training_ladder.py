@@ -25,6 +25,7 @@ is one `train+fid` trial (`edmctl.sweep.trials`), a child of the `ablate` run.
 
 import copy
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -245,12 +246,12 @@ def plot_training_ladder(result: TrainingLadderResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     points = [(i, r.value) for i, r in enumerate(result.rungs) if r.value is not None]
     ax.plot([i for i, _ in points], [v for _, v in points], marker="o")
     for i, value in points:
         ax.annotate(f"{value:.3g}", (i, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-    ax.set_xticks(range(len(result.rungs)), [f"{r.config}\n{r.title}" for r in result.rungs], fontsize=7)
+    ax.set_xticks(range(len(result.rungs)), [f"{r.config}\n{textwrap.fill(r.title, 16)}" for r in result.rungs], fontsize=7)
     ax.set_ylabel(result.metric)
     ax.set_title(f"{result.family} training ladder at {result.budget_kimg:g} kimg ({Path(result.base).name})")
     fig.tight_layout()

@@ -185,7 +185,7 @@ def section_ladder(sizes: Sizes, out: Path) -> Section:
         plot_ladder(result, out / f"ladder_{family}.png")
         plots.append(f"{out.name}/ladder_{family}.png")
         rows += ladder_rows(result)
-        original, edm = result.curves[0], next(c for c in result.curves if c.label.startswith("+ σ(t)=t"))
+        original, edm = result.curves[0], next(c for c in result.curves if (c.sampler["solver"], c.sampler["disc"], c.sampler["schedule"]) == ("heun", "edm", "linear"))
         error_at = {nfe: value for _, nfe, value in original.points}
         same_nfe = max(nfe for _, nfe, _ in edm.points if nfe in error_at or nfe + 1 in error_at)
         original_there = error_at.get(same_nfe, error_at.get(same_nfe + 1))

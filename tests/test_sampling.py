@@ -131,7 +131,9 @@ def test_outputs_hold_samples_pngs_and_grid(tmp_path):
     png = np.asarray(Image.open(tmp_path / "out" / "000017.png"))
     assert png.shape == (4, 4, 3) and np.array_equal(png, to_uint8(samples[2]).permute(1, 2, 0).numpy())
     grid = np.asarray(Image.open(tmp_path / "out" / "grid.png"))
-    assert grid.shape == (2 * 4, 3 * 4, 3) and np.array_equal(grid[4:8, 0:4], png[:] * 0 + to_uint8(samples[3]).permute(1, 2, 0).numpy())
+    cell = to_uint8(samples[3]).permute(1, 2, 0).numpy().repeat(8, axis=0).repeat(8, axis=1)  # 4x4 shown at 32x32
+    assert grid.shape == (2 * 32 + 2, 3 * 32 + 2 * 2, 3) and np.array_equal(grid[34:66, 0:32], cell)
+    assert (grid[32:34] == 128).all() and (grid[:, 32:34] == 128).all()  # grey gaps between cells
     assert not list(tmp_path.glob(".*staging*"))
 
 

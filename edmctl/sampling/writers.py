@@ -18,6 +18,8 @@ from edmctl.errors import UserError
 SAMPLES_NPZ = "samples.npz"
 GRID_PNG = "grid.png"
 GRID_MAX_IMAGES = 256  # grid.png shows the first 256 seeds; every seed still gets its own PNG
+GRID_CELL_MIN = 32  # pixels a side: 8x8 digits are shown 4x enlarged
+GRID_GAP = 2  # grey pixels between cells
 PNG_MODES = {1: "L", 3: "RGB"}
 
 
@@ -49,13 +51,19 @@ def to_pil(image: np.ndarray) -> Image.Image:
 
 
 def image_grid(images: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) → one (C, rows·H, cols·W) mosaic, row-major in seed order, cols = ceil(sqrt(N)), blanks black."""
+    """(N, C, H, W) → one (C, ·, ·) mosaic, row-major in seed order, cols = ceil(sqrt(N)); cells are separated by
+    a grey gap, and small images are enlarged (nearest neighbour) to at least GRID_CELL_MIN pixels a side."""
     n, c, h, w = images.shape
+    zoom = max(1, GRID_CELL_MIN // max(h, w))
+    images = images.repeat(zoom, axis=2).repeat(zoom, axis=3)
+    h, w = h * zoom, w * zoom
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    padded = np.zeros((rows * cols, c, h, w), dtype=images.dtype)
-    padded[:n] = images
-    return padded.reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+    grid = np.full((c, rows * (h + GRID_GAP) - GRID_GAP, cols * (w + GRID_GAP) - GRID_GAP), 128, dtype=images.dtype)
+    for k, image in enumerate(images):
+        top, left = (k // cols) * (h + GRID_GAP), (k % cols) * (w + GRID_GAP)
+        grid[:, top : top + h, left : left + w] = image
+    return grid
 
 
 def write_files(folder: Path, samples: np.ndarray, seeds: list[int]) -> list[str]:

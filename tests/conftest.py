@@ -1,0 +1,7 @@
+"""Test-wide settings: one torch thread. The tests run many tiny tensor operations, for which a second thread
+costs more in synchronisation than it saves (4-5x slower on a busy 2-core machine), and subprocesses that
+compare bits with the test process run with OMP_NUM_THREADS=1 too."""
+
+import torch
+
+torch.set_num_threads(1)

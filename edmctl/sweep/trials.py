@@ -191,11 +191,11 @@ def train_in(recipe, run, device="cpu"):
 
     from edmctl.train.distributed import Dist
     from edmctl.train.loop import run_training
-    from edmctl.train.session import _Recorder, prepare
+    from edmctl.train.session import Recorder, prepare
 
     trainer = prepare(recipe, Dist(device=torch.device(device)), warn=lambda text: run.update(warning=text))
     run.update(parameters=trainer.parameter_count, devices=[str(device)], world_size=1)
-    recorder = _Recorder(run)
+    recorder = Recorder(run)
     run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot)
     run.update(nimg=trainer.nimg)
     return trainer, recorder.metrics

@@ -91,13 +91,13 @@ def train(recipe, dist: Dist, argv: list[str] | None = None, resume: str | None 
                   argv=sys.argv if argv is None else argv, parent=parent.id if parent else None) as run:
         run.update(world_size=dist.world_size, devices=[str(dist.device)], parameters=trainer.parameter_count,
                    resumed_from_nimg=trainer.nimg)
-        recorder = _Recorder(run)
+        recorder = Recorder(run)
         run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot, progress=progress)
         run.update(nimg=trainer.nimg)
         return Outcome(run.id, trainer.nimg, trainer.parameter_count, recorder.metrics, recorder.last)
 
 
-class _Recorder:
+class Recorder:
     """Rank 0's side of the loop: metrics per tick and snapshots with their sha256 into the registry."""
 
     def __init__(self, run):

@@ -2,7 +2,8 @@
 
 import json
 import math
-from typing import Annotated, Any, Callable
+from contextlib import contextmanager
+from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import typer
 from rich.console import Console
@@ -33,3 +34,35 @@ def emit(doc: Any, as_json: bool, render: Callable[[], None]) -> None:
         print(json.dumps(_jsonable(doc), indent=2, default=str, allow_nan=False))
     else:
         render()
+
+
+def images_per_s(speed: float) -> str:
+    return f"{speed:.1f} img/s"
+
+
+class RateBar:
+    """One task of a rich progress bar whose `rate` column follows rich's speed estimate after every update."""
+
+    def __init__(self, bar, task, rate: Callable[[float], str]):
+        self.bar, self.task, self.rate = bar, task, rate
+
+    def update(self, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
+        self.bar.update(self.task, completed=completed, advance=advance, **fields)
+        speed = self.bar.tasks[self.task].speed
+        self.bar.update(self.task, rate=self.rate(speed) if speed else "")
+
+    def advance(self, n: float) -> None:
+        self.update(advance=n)
+
+
+@contextmanager
+def progress_bar(description: str, total: float, count: str | None = None, extra: Sequence[str] = (),
+                 rate: Callable[[float], str] = images_per_s, **fields: Any) -> Iterator[RateBar]:
+    """A transient rich bar on stderr: description, bar, count (default `done/total`; else a TextColumn format),
+    the `extra` TextColumn formats (over `fields`, given their first values), the rate and the time remaining."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if count is None else TextColumn(count),
+               *(TextColumn(column) for column in extra), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        yield RateBar(bar, bar.add_task(description, total=total, rate="", **fields), rate)

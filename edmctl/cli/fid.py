@@ -9,14 +9,13 @@ import hashlib
 import json
 import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Iterator
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
 from edmctl.cli.sample import _field as sampler_flag
 from edmctl.cli.sample import sampler_overrides
 from edmctl.errors import UserError
@@ -55,24 +54,6 @@ def _open_source(source: str):
     return dataset_images(open_dataset(source))
 
 
-@contextmanager
-def _progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr with images/s; yields the per-batch callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(description, total=total, rate="")
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-            speed = bar.tasks[task].speed
-            bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
-
-        yield advance
-
-
 def _recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -91,8 +72,8 @@ def ref(
 
     images = _open_source(data)
     det = load_detector(detector, protocol, _device(device))
-    with _progress(images.count, f"stats {images.name}") as advance:
-        measured = compute_stats(batches(images, batch), det, on_batch=advance)
+    with progress_bar(f"stats {images.name}", images.count) as bar:
+        measured = compute_stats(batches(images, batch), det, on_batch=bar.advance)
     save_stats(out_path, measured.stats)
     doc = {"out": str(out_path), "num_images": measured.num_images, "feature_dim": measured.stats.dim,
            "images_per_s": measured.images_per_s, **det.describe()}
@@ -150,8 +131,8 @@ def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, d
     ref_sha256 = file_sha256(ref_path)
 
     with open_run(kind="fid", recipe=recipe, recipe_hash=_recipe_hash(recipe), seeds=[], argv=sys.argv) as run:
-        with _progress(images.count, f"FID {images.name}") as advance:
-            measured = compute_stats(batches(images, batch), det, on_batch=advance)
+        with progress_bar(f"FID {images.name}", images.count) as bar:
+            measured = compute_stats(batches(images, batch), det, on_batch=bar.advance)
         result = compare(measured, ref_stats)
         run.log_metrics({k: v for k, v in (("fid", result.fid), ("kid", result.kid), ("images_per_s", result.images_per_s)) if v is not None})
         run.update(**det.describe(), ref_sha256=ref_sha256, num_images=result.num_images, duration_s=result.seconds, target=str(target))
@@ -194,8 +175,8 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
 
     with open_run(kind="fid", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=[s for b in blocks for s in b],
                   argv=sys.argv, parent=record.id) as run:
-        with _progress(num * repeats, f"FID {record.label}") as advance:
-            results = measure_blocks(make_batches, det, ref_stats, num, repeats, on_batch=advance)
+        with progress_bar(f"FID {record.label}", num * repeats) as bar:
+            results = measure_blocks(make_batches, det, ref_stats, num, repeats, on_batch=bar.advance)
         chosen = best(results)
         run.log_metrics({"fid": chosen.fid, "kid": chosen.kid, "nfe": nfe[0], "images_per_s": chosen.images_per_s,
                          **{f"fid_{i}": r.fid for i, r in enumerate(results)}})

@@ -6,13 +6,12 @@ schema (its defaults and allowed values are the only ones). Every input is check
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Iterator
+from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
 from edmctl.errors import UserError
 
 NO_MODEL = "no trained model in the registry; pass --model ideal:digits or train one with `edmctl train`."
@@ -47,23 +46,6 @@ def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
     if latest is None:
         raise UserError(NO_MODEL)
     return f"run:{latest.id}", latest.id
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (images done of total, images/s); yields `progress(done, total)`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("sampling", total=total, rate="")
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done)
-            speed = bar.tasks[task].speed
-            bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
-
-        yield progress
 
 
 def sample(
@@ -117,8 +99,9 @@ def sample(
 
     with open_run(kind="sample", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=seed_list, argv=sys.argv, parent=parent) as run:
         target = Path(out_dir) if out_dir is not None else Path(run.dir)
-        with _progress(len(seed_list)) as progress:
-            result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label, progress=progress)
+        with progress_bar("sampling", len(seed_list)) as bar:
+            result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label,
+                                progress=lambda done, total: bar.update(completed=done))
         write_samples(target, result.samples, result.seeds)
         run.add_artifact(target / "samples.npz", kind="samples")
         run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})

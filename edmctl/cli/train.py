@@ -10,7 +10,7 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, progress_bar
 from edmctl.errors import UserError
 
 
@@ -24,19 +24,9 @@ def _progress(total_kimg: float, enabled: bool) -> Iterator[Callable[[int, float
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn("training"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total:g} kimg"),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("training", total=total_kimg, loss="-", rate="")
-
-        def progress(nimg: int, loss: float) -> None:
-            bar.update(task, completed=nimg / 1000, loss="-" if loss != loss else f"{loss:.4f}")
-            speed = bar.tasks[task].speed
-            bar.update(task, rate=f"{speed * 1000:.0f} img/s" if speed else "")
-
-        yield progress
+    with progress_bar("training", total_kimg, count="{task.completed:.1f}/{task.total:g} kimg",
+                      extra=["loss {task.fields[loss]}"], rate=lambda speed: f"{speed * 1000:.0f} img/s", loss="-") as bar:
+        yield lambda nimg, loss: bar.update(completed=nimg / 1000, loss="-" if loss != loss else f"{loss:.4f}")
 
 
 def _resolve_recipe(recipe_path: Path | None, overrides: list[str], resume: str | None):

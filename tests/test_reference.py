@@ -5,6 +5,7 @@ mixture is loaded through `ideal:PATH.npz` like a user's model, and the samples 
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from edmctl.models import load_model
 from edmctl.recipe import load_recipe
 from edmctl.sampling import sample
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# ../shared/reference beside the repository (as CI lays it out), or wherever EDMCTL_REFERENCE points.
+REFERENCE = Path(os.environ.get("EDMCTL_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"))
 SOURCES = ("edm_samplers", "kdiffusion_samplers")
 TOLERANCE = {"iddpm": 1e-4}  # the NVlabs iDDPM table is float32 inside (README); every other case 1e-5
 DEFAULT_TOLERANCE = 1e-5
@@ -27,6 +29,11 @@ def reference_cases() -> list:
         if path.exists():
             cases += [pytest.param(source, case, id=f"{source}-{case['key']}") for case in json.loads(path.read_text())]
     return cases
+
+
+def test_the_reference_vectors_are_there():
+    """Every case below comes from these files: their absence must fail, not silently test nothing."""
+    assert len(reference_cases()) == 17, f"expected 10 NVlabs/edm + 7 k-diffusion cases in {REFERENCE}"
 
 
 def flags_to_overrides(flags: dict) -> list[str]:

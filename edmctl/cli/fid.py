@@ -41,19 +41,6 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _open_source(source: str):
-    """A folder or zip of images through edmctl.fid's readers (clean-fid's decoding); any other dataset
-    `edmctl.data.open_dataset` reads (digits, .npz) through it."""
-    from edmctl.fid import dataset_images, open_images
-
-    path = Path(source)
-    if path.is_dir() or path.suffix.lower() == ".zip":
-        return open_images(path)
-    from edmctl.data import open_dataset
-
-    return dataset_images(open_dataset(source))
-
-
 def _recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -69,8 +56,9 @@ def ref(
 ) -> None:
     """Reference statistics (mu, sigma) of a dataset, in the npz layout of EDM's reference files."""
     from edmctl.fid import batches, compute_stats, load_detector, save_stats
+    from edmctl.fid.runs import open_source
 
-    images = _open_source(data)
+    images = open_source(data)
     det = load_detector(detector, protocol, _device(device))
     with progress_bar(f"stats {images.name}", images.count) as bar:
         measured = compute_stats(batches(images, batch), det, on_batch=bar.advance)
@@ -119,11 +107,12 @@ def measure(
 def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, device, as_json) -> None:
     from edmctl.fid import batches, check_compatible, compare, compute_stats, load_detector, load_stats, save_stats, take
     from edmctl.fid.weights import file_sha256
+    from edmctl.fid.runs import open_source
     from edmctl.registry import open_run
 
     if repeats != 1:
         raise UserError(f"--repeats {repeats} needs a training run to sample fresh seed blocks from; a folder or zip holds fixed images, so measure it once.")
-    images = take(_open_source(target), num)
+    images = take(open_source(target), num)
     det = load_detector(detector, protocol, _device(device))
     ref_stats = load_stats(ref_path)
     check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(images.shape()))
@@ -149,47 +138,37 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
     """The paper's protocol on a training run: `repeats` seed blocks of `num` images generated from its EMA
     weights with its recipe's `[sampler]` (flags on top), features streamed without writing PNGs; images are
     quantised by `to_uint8`, exactly as `edmctl sample` writes PNGs."""
-    from edmctl.fid import best, check_compatible, load_detector, load_stats, measure_blocks, seed_blocks
-    from edmctl.sampling.driver import generated_batches
+    from edmctl.fid import best
+    from edmctl.fid.runs import prepare_run_fid
     from edmctl.fid.weights import file_sha256
     from edmctl.registry import open_run
-    from edmctl.train.model import load_training_run, training_record, training_recipe
+    from edmctl.train.model import training_record, training_recipe
 
     _, record = training_record(target)
     if record.kind != "train":
         raise UserError(f"{record.label} is a {record.kind} run; fid measures training runs, folders and zips.")
     recipe = training_recipe(record.id, sets)
-    settings = recipe.eval
-    num, repeats, batch = num or settings.num, repeats or settings.repeats, batch or settings.batch
-    detector, protocol = detector or settings.detector, protocol or settings.protocol
-    ref_path = ref_path or (Path(settings.ref) if settings.ref else None)
-    if ref_path is None:
-        raise UserError(f"{record.label}'s recipe sets no eval.ref; pass --ref STATS.npz (make it with `edmctl fid ref DATA --out STATS.npz`).")
-    blocks = seed_blocks(num, repeats)
-    det = load_detector(detector, protocol, _device(device))
-    ref_stats = load_stats(ref_path)
-    model = load_training_run(str(record.id)).to(_device(device))
-    check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(model.img_shape))
-    make_batches, nfe = generated_batches(model, recipe.sampler, batch, _device(device))
+    plan = prepare_run_fid(record.id, recipe, ref_path, num, repeats, batch, detector, protocol, _device(device))
+    det, ref_path, num, repeats, blocks = plan.detector, plan.ref_path, plan.num, plan.repeats, plan.blocks
     ref_sha256 = file_sha256(ref_path)
 
     with open_run(kind="fid", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=[s for b in blocks for s in b],
                   argv=sys.argv, parent=record.id) as run:
         with progress_bar(f"FID {record.label}", num * repeats) as bar:
-            results = measure_blocks(make_batches, det, ref_stats, num, repeats, on_batch=bar.advance)
-        chosen = best(results)
-        run.log_metrics({"fid": chosen.fid, "kid": chosen.kid, "nfe": nfe[0], "images_per_s": chosen.images_per_s,
+            results = plan.measure(on_batch=bar.advance)
+        chosen, nfe = best(results), plan.nfe
+        run.log_metrics({"fid": chosen.fid, "kid": chosen.kid, "nfe": nfe, "images_per_s": chosen.images_per_s,
                          **{f"fid_{i}": r.fid for i, r in enumerate(results)}})
-        run.update(**det.describe(), ref=str(ref_path), ref_sha256=ref_sha256, num_images=num, repeats=repeats,
-                   seed_blocks=[[b.start, b.stop - 1] for b in blocks], sampler=recipe.sampler.model_dump(), nfe=nfe[0],
+        run.update(**det.describe(), ref=str(ref_path), ref_sha256=ref_sha256, num_images=num, repeats=repeats, batch=plan.batch,
+                   seed_blocks=[[b.start, b.stop - 1] for b in blocks], sampler=recipe.sampler.model_dump(), nfe=nfe,
                    duration_s=sum(r.seconds for r in results), measured=record.id)
         run_id = run.id
 
-    doc = {"run": run_id, "measured": record.label, "fid": chosen.fid, "kid": chosen.kid, "nfe": nfe[0],
+    doc = {"run": run_id, "measured": record.label, "fid": chosen.fid, "kid": chosen.kid, "nfe": nfe,
            "repeats": [r.as_dict() for r in results], **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
     emit(doc, as_json, lambda: out.print(
-        f"FID {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe[0]}  "
-        f"({num} images x {repeats}, {det.name} {protocol})  recorded as run {run_id}", highlight=False))
+        f"FID {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe}  "
+        f"({num} images x {repeats}, {det.name} {det.protocol})  recorded as run {run_id}", highlight=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,16 +2,23 @@
 to the original, and compare the outputs (`edmctl reproduce RUN`).
 
 Each run kind that can be reproduced has one function in `REPRODUCERS`: it re-executes the work inside the new
-run and returns the checks, each naming what was compared, the tolerance and whether it held.
+run and returns the checks, each naming what was compared, the tolerance and whether it held. It also validates
+the recorded recipe itself: a fid run of a folder records `{"fid": {...}}`, not a full recipe.
+
+- `sample`: the same seeds re-sampled, samples compared bitwise (`edmctl.reproduce.sample`).
+- `train`: the recipe re-trained with the same seed, final net/EMA weights bitwise, final loss (`.train`).
+- `fid`: the run or folder re-measured, FID per seed block compared (`.fid`).
 """
 
 import sys
 from dataclasses import dataclass, field
 
 from edmctl.errors import UserError
+from edmctl.reproduce.fid import reproduce_fid
 from edmctl.reproduce.sample import reproduce_sample
+from edmctl.reproduce.train import reproduce_train
 
-REPRODUCERS = {"sample": reproduce_sample}
+REPRODUCERS = {"sample": reproduce_sample, "train": reproduce_train, "fid": reproduce_fid}
 
 
 @dataclass
@@ -39,7 +46,6 @@ class Verdict:
 
 def reproduce(ref: str, registry=None) -> Verdict:
     """Re-run `ref` (run12, 12, latest) and compare; raises UserError for a run that cannot be reproduced."""
-    from edmctl.recipe import validate
     from edmctl.registry import Registry, open_run
 
     registry = registry or Registry()
@@ -48,10 +54,9 @@ def reproduce(ref: str, registry=None) -> Verdict:
         raise UserError(f"{record.label} is a {record.kind} run; edmctl can reproduce {', '.join(REPRODUCERS)} runs.")
     if record.status != "done":
         raise UserError(f"{record.label} is {record.status}; only finished (done) runs can be reproduced.")
-    recipe = validate(record.recipe, f"{record.label}'s recorded recipe")
     with open_run(kind="reproduce", recipe=record.recipe, recipe_hash=record.recipe_hash, seeds=record.seeds,
                   argv=sys.argv, parent=record.id, home=registry.home) as run:
-        checks = [Check(**c) for c in REPRODUCERS[record.kind](record, recipe, run, registry)]
+        checks = [Check(**c) for c in REPRODUCERS[record.kind](record, run, registry)]
         verdict = Verdict(record.label, run.label, checks)
         run.log_metric("match", float(verdict.ok))
         run.update(reproduces=record.id, match=verdict.ok)

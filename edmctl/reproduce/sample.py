@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from edmctl.registry import content_hash
+from edmctl.reproduce.checks import file_unchanged
 
 
 def _recorded_samples(record, registry):
@@ -12,11 +12,13 @@ def _recorded_samples(record, registry):
     return None, None
 
 
-def reproduce_sample(record, recipe, run, registry) -> list[dict]:
+def reproduce_sample(record, run, registry) -> list[dict]:
     """Re-sample the recorded seeds into the new run's folder and compare with the recorded samples.npz."""
     from edmctl.models import load_model
+    from edmctl.recipe import validate
     from edmctl.sampling import sample, write_samples
 
+    recipe = validate(record.recipe, f"{record.label}'s recorded recipe")
     model = load_model(record.extra["model"])
     # The same batch size too: BLAS rounding differs between batch sizes (~1e-14), and the check is bitwise.
     batch = record.extra.get("batch", 64)
@@ -28,9 +30,7 @@ def reproduce_sample(record, recipe, run, registry) -> list[dict]:
     artifact, path = _recorded_samples(record, registry)
     if artifact is None or not path.exists():
         return [dict(name="recorded samples.npz", ok=False, detail="missing from the original run's folder")]
-    sha256, _ = content_hash(path)
-    unchanged = dict(name="recorded samples.npz unchanged since recorded", ok=sha256 == artifact.sha256,
-                     detail=f"sha256 {sha256[:12]} vs recorded {artifact.sha256[:12]}", tolerance="sha256")
+    unchanged = file_unchanged("recorded samples.npz", path, artifact.sha256)
     original = np.load(path)["samples"]
     reproduced = result.samples.numpy()
     same_shape = original.shape == reproduced.shape

@@ -111,20 +111,52 @@ def parse_where(items: list[str]) -> dict[str, str]:
 
 
 def runs_table(rows: list[dict[str, Any]]):
-    from rich.table import Table
+    """The listing as one rich Text: every column padded to its widest cell, only the status coloured. Laying
+    out plain strings costs milliseconds for 50 rows, where a rich Table measures and wraps every cell (~0.2 s).
+    Columns empty in every row are left out; a line wider than the terminal wraps, nothing is cut."""
+    from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    recipe_labels = [label for label, _ in RECIPE_COLUMNS if any(row[label] is not None for row in rows)]
-    for column in ("run", "kind", "status", "name", *recipe_labels, "metrics", "age"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("run", "age") else "left")
     now = time.time()
-    for row in rows:
-        metrics = " ".join(f"{k}={fmt(v)}" for k, v in row["metrics"].items())
-        table.add_row(row["run"], row["kind"], styled_status(row["status"]), fmt(row["name"]),
-                      *(fmt(row[label]) for label in recipe_labels), metrics, age(now - row["created"]))
+    cells = [{"run": row["run"], "kind": row["kind"], "status": row["status"], "name": fmt(row["name"]),
+              **{label: fmt(row[label]) for label, _ in RECIPE_COLUMNS},
+              "metrics": " ".join(f"{k}={fmt(v)}" for k, v in row["metrics"].items()),
+              "age": age(now - row["created"])} for row in rows]
+    columns = [c for c in ("run", "kind", "status", "name", *(label for label, _ in RECIPE_COLUMNS), "metrics", "age")
+               if c in ("run", "kind", "status", "age") or any(cell[c] for cell in cells)]
+    widths = {c: max([cell_width(c), *(cell_width(cell[c]) for cell in cells)]) for c in columns}
+    text = Text()
+    append_line(text, {c: c for c in columns}, widths, style="bold")
+    for cell in cells:
+        text.append("\n")
+        append_line(text, {c: cell[c] for c in columns}, widths)
     if not rows:
-        table.caption = "no runs recorded"
-    return table
+        text.append("\nno runs recorded", style="dim")
+    return text
+
+
+RIGHT_ALIGNED = ("run", "age")
+
+
+def cell_width(value: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(value)
+
+
+def padded(value: str, width: int, right: bool, last: bool = False) -> str:
+    """`value` padded with spaces to `width` terminal cells (left or right aligned; no trailing spaces at the end)."""
+    fill = " " * (width - cell_width(value))
+    return fill + value if right else value if last else value + fill
+
+
+def append_line(text, values: dict[str, str], widths: dict[str, int], style: str | None = None) -> None:
+    """One line of the listing: cells padded to the column widths, one space apart; `style` for every cell,
+    else the status cell in its colour."""
+    last = len(values) - 1
+    for i, (column, value) in enumerate(values.items()):
+        text.append(" " if i else "")
+        cell_style = style or (STATUS_STYLE.get(value, "white") if column == "status" else None)
+        text.append(padded(value, widths[column], column in RIGHT_ALIGNED, last=i == last), style=cell_style)
 
 
 @runs_app.command("reap")

@@ -11,16 +11,9 @@ import torch
 from edmctl.data.dataset import ArrayDataset
 from edmctl.data.request import SUPPORTED_CHANNELS, Request
 from edmctl.errors import UserError
+from edmctl.paths import file_sha256
 
 FLOAT_TOLERANCE = 1e-3  # floats may overshoot [-1, 1] by this much (rounding in whatever wrote them)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _to_nchw(images: np.ndarray, where: str) -> np.ndarray:
@@ -79,7 +72,7 @@ def open_npz(path: Path, request: Request) -> ArrayDataset:
         raise UserError(f"{where} contains no images.")
     images = torch.from_numpy(np.ascontiguousarray(_to_uint8(images[:keep], where)))
     kept_labels, num_classes = request.labels(where, labels, keep)
-    digest = _file_sha256(path)
+    digest = file_sha256(path)
     if keep < total:  # a prefix of the file is a different dataset
         digest = hashlib.sha256(f"{digest}:first {keep}".encode()).hexdigest()
     return ArrayDataset(images, kept_labels, num_classes=num_classes, has_labels=labels is not None,

@@ -6,7 +6,6 @@ Inception-v3 (2015-12-05) that StyleGAN2-ADA and EDM use for their FIDs, and kee
 it, and downloads into `paths.cache_dir()` through a temporary name, renamed only once complete and loadable.
 """
 
-import hashlib
 import json
 import os
 import platform
@@ -100,12 +99,8 @@ def file_sha256(path: str | Path) -> str:
     cache = _read_sha_cache()
     if key in cache:
         return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
     cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
-    cache[key] = h.hexdigest()
+    cache[key] = paths.file_sha256(path)
     try:
         paths.atomic_write_bytes(_sha_cache_path(), json.dumps(cache, indent=1).encode())
     except OSError:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from edmctl.errors import UserError
+from edmctl.paths import file_sha256
 from edmctl.registry import db, environment, writes
 from edmctl.registry.schema import ARTIFACT_KINDS, KINDS
 from edmctl.registry.store import Registry
@@ -67,22 +68,14 @@ class Run:
 def content_hash(path: Path) -> tuple[str, int]:
     """(sha256, bytes) of a file; of a folder, the sha256 of its sorted (relative name, file sha256) lines."""
     if path.is_file():
-        return _file_sha256(path), path.stat().st_size
+        return file_sha256(path), path.stat().st_size
     if not path.is_dir():
         raise FileNotFoundError(f"artifact {path} does not exist")
     lines, total = [], 0
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        lines.append(f"{file.relative_to(path).as_posix()} {_file_sha256(file)}\n")
+        lines.append(f"{file.relative_to(path).as_posix()} {file_sha256(file)}\n")
         total += file.stat().st_size
     return hashlib.sha256("".join(lines).encode()).hexdigest(), total
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextmanager

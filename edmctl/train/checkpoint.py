@@ -6,13 +6,13 @@ A snapshot holds `net`, `ema` and `optimizer` state dicts, `nimg` (images traine
 generator state, in rank order.
 """
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 
 from edmctl.errors import UserError
+from edmctl.paths import file_sha256
 
 FORMAT = "edmctl.train/1"
 KEYS = ("format", "nimg", "step", "net", "ema", "optimizer", "rng", "data_position", "world_size", "recipe_hash",
@@ -36,14 +36,6 @@ def save_snapshot(path: Path, state: dict) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_snapshot(path: Path, sha256: str | None = None) -> dict:

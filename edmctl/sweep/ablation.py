@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from edmctl.errors import UserError
+from edmctl.paths import save_figure
 
 FAMILIES = {  # Table 1: time steps, σ(t), s(t) of the original samplers
     "vp": {"disc": "vp", "schedule": "vp", "scaling": "vp"},
@@ -176,8 +177,4 @@ def plot_ladder(result: LadderResult, path: Path) -> Path:
     ax.set_title(f"{result.model}: {result.family} sampler ladder (★ lowest NFE within 3% of best)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edmctl.paths import save_figure
+
 
 @dataclass
 class Row:
@@ -137,11 +139,7 @@ def plot_results(results: SweepResults, path: Path) -> Path | None:
             _axis_plot(ax, results, axis)
     fig.suptitle(f"sweep {results.name or ''} (run{results.sweep_id}): {results.metric}, {results.direction} is best")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def save_plot(sweep_run, home=None) -> Path | None:

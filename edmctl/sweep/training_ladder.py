@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edmctl.errors import UserError
+from edmctl.paths import save_figure
 
 CONFIGS = "ABCDEF"
 TITLES = {  # EDM Table 2, rows
@@ -255,8 +256,4 @@ def plot_training_ladder(result: TrainingLadderResult, path: Path) -> Path:
     ax.set_ylabel(result.metric)
     ax.set_title(f"{result.family} training ladder at {result.budget_kimg:g} kimg ({Path(result.base).name})")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -12,7 +12,7 @@ def reproduce(
     run: Annotated[str, typer.Argument(help="The run to reproduce: run12, 12 or latest.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-run RUN as a new run linked to it and compare the outputs; exit 1 on a mismatch."""
+    """Re-run RUN (a sample, train or fid run) as a new run linked to it and compare the outputs; exit 1 on a mismatch."""
     from edmctl.reproduce import reproduce as reproduce_run
 
     verdict = reproduce_run(run)

@@ -2,22 +2,11 @@
 
 import json
 
-import pytest
-import torch
-
 from edmctl.cli.main import main
 from edmctl.registry import Registry
 from edmctl.sweep.ablation import Curve, ladder_samplers, sampler_ladder
 
 MODEL = "ideal:digits?std=0.2&n=50"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_ladder_starts_from_each_familys_original_sampler():

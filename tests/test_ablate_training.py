@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from edmctl.cli.main import main
 from edmctl.errors import UserError
@@ -16,14 +15,6 @@ from edmctl.sweep.training_ladder import CONFIGS, LADDER_DIR, SCALED, flat, from
 DIGITS = Path(__file__).resolve().parents[1] / "recipes" / "digits.toml"
 BUDGET = 30.0
 LADDER_KIMG = 200_000  # every recipes/cifar10 config trains for 200 Mimg
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def differences(before: dict, after: dict) -> set[str]:

@@ -19,15 +19,6 @@ CPU_PRESET = dict(arch="ddpmpp", img_resolution=8, in_channels=1, out_channels=1
                   channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and do not fight other processes for the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def paper_size(arch: str, **sizes) -> int:
     with torch.device("meta"):
         return count_parameters(build_network(arch, **sizes))

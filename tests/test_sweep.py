@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from edmctl.cli.main import main
 from edmctl.errors import UserError
@@ -16,15 +15,6 @@ from edmctl.registry import Registry
 from edmctl.sweep import plan_sweep, read_sweep, run_sweep, sweep_results
 
 MODEL = "ideal:digits?std=0.2&n=50"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The mixture denoiser's small matrix products run fastest on one thread (and 2 shared cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -28,14 +28,6 @@ TINY = """
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)

@@ -2,7 +2,9 @@
 
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 
 def home() -> Path:
@@ -15,19 +17,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDMCTL_CACHE", Path.home() / ".cache" / "edmctl"))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, then rename: never half a file."""
+@contextmanager
+def atomic_open(path: Path) -> Iterator[BinaryIO]:
+    """A binary file at a temporary name in `path`'s folder; when the block ends without an error it is fsynced and
+    renamed to `path`, else removed: never half a file under the real name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, then rename: never half a file."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def file_sha256(path: Path) -> str:
@@ -40,15 +50,13 @@ def file_sha256(path: Path) -> str:
 
 
 def save_figure(fig, path: Path, dpi: int = 100) -> Path:
-    """Save a matplotlib figure through a temporary file of the same suffix, then rename; the figure is closed."""
+    """Save a matplotlib figure (format from the suffix) through `atomic_open`; the figure is closed."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=dpi)
-        tmp.replace(path)
+        with atomic_open(path) as f:
+            fig.savefig(f, format=path.suffix.lstrip("."), dpi=dpi)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

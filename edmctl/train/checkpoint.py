@@ -6,13 +6,12 @@ A snapshot holds `net`, `ema` and `optimizer` state dicts, `nimg` (images traine
 generator state, in rank order.
 """
 
-import os
 from pathlib import Path
 
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import file_sha256
+from edmctl.paths import atomic_open, file_sha256
 
 FORMAT = "edmctl.train/1"
 KEYS = ("format", "nimg", "step", "net", "ema", "optimizer", "rng", "data_position", "world_size", "recipe_hash",
@@ -26,16 +25,8 @@ def snapshot_name(nimg: int) -> str:
 
 def save_snapshot(path: Path, state: dict) -> None:
     """Write `state` to `path` atomically (temporary name in the same folder, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, **state}, f)
 
 
 def load_snapshot(path: Path, sha256: str | None = None) -> dict:

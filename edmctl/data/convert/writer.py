@@ -4,7 +4,6 @@ temporary name in the destination folder and renamed only when complete."""
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -17,6 +16,7 @@ from edmctl.data import images as img
 from edmctl.data.convert.items import Item
 from edmctl.data.labels import LABELS_FILE
 from edmctl.errors import UserError
+from edmctl.paths import atomic_open
 
 
 def archive_name(index: int) -> str:
@@ -65,17 +65,14 @@ def write_edm_zip(items: Iterator[Item], dest: Path, *, resolution: int | None =
     dest = Path(dest)
     new_folders = [folder for folder in reversed(dest.parents) if not folder.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        with atomic_open(dest) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
             labels, shape = _write_images(archive, islice(items, max_images), resolution, progress)
             if shape is None:
                 raise UserError("the source has no images to convert.")
             labelled = all(label is not None for _, label in labels)
             archive.writestr(LABELS_FILE, json.dumps({"labels": labels if labelled else None}))
-        os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
         for folder in reversed(new_folders):  # leave no trace of a failed conversion
             folder.rmdir()
         raise

@@ -78,7 +78,8 @@ class Trainer:
         model = net
         if self.dist.active:
             device_ids = [self.dist.device] if self.dist.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
+            # gradient_as_bucket_view: grads live in the all-reduce buckets (no copy, no stride-mismatch warning)
+            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids, gradient_as_bucket_view=True)
         return torch.compile(model) if self.recipe.training.compile else model
 
     @property

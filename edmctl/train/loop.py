@@ -7,6 +7,7 @@ the image order from `IndexStream`; a snapshot stores all of them, so a resumed 
 """
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -78,7 +79,10 @@ class Trainer:
         model = net
         if self.dist.active:
             device_ids = [self.dist.device] if self.dist.device.type == "cuda" else None
-            # gradient_as_bucket_view: grads live in the all-reduce buckets (no copy, no stride-mismatch warning)
+            # Conv backward gives 1x1 kernels' grads strides that differ from the bucket's only on size-1 dims (the
+            # same memory layout), which DDP reports every step; nothing to act on, so that one warning is hidden.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            # gradient_as_bucket_view: grads live in the all-reduce buckets, no extra copy.
             model = torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids, gradient_as_bucket_view=True)
         return torch.compile(model) if self.recipe.training.compile else model
 

@@ -16,7 +16,7 @@ PAPER_RECIPES = sorted([*RECIPES.joinpath("cifar10").glob("*.toml"), RECIPES / "
                         RECIPES / "afhqv2-64.toml", RECIPES / "imagenet-64.toml"])
 
 HYPERPARAMETERS = {"training.lr", "training.batch", "training.lr_rampup_kimg", "training.ema_halflife_kimg",
-                   "training.dropout"}
+                   "training.ema_rampup_ratio", "training.dropout"}
 # What each step of Table 2 changes (as dotted canonical fields), per family.
 LADDER = {
     "vp": {"B": HYPERPARAMETERS,
@@ -110,6 +110,7 @@ def test_config_a_is_song_et_al():
     assert (ve.precond.sigma_min, ve.precond.sigma_max) == (0.01, 50.0)
     for a in (vp, ve):
         assert (a.training.lr, a.training.batch, a.training.lr_rampup_kimg) == (2e-4, 128, 640)
+        assert a.training.ema_rampup_ratio == 0  # Song's EMA has no ramp-up
         assert a.network.channel_mult == [1, 2, 2, 2] and a.augment.p == 0
 
 

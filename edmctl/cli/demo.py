@@ -46,12 +46,15 @@ def demo(
     _step("4/4 FD (pixels)", ["fid", trained, "--ref", str(ref), "--detector", "pixels"])
     measured = Registry().latest(kind="fid", status="done").label
     grid = Registry().run_dir(sampled.id) / "grid.png"
-    out.print(f"\ndone: trained {trained}, samples {sampled.label} (grid: {grid}), FD {measured}.\nnext:\n"
-              f"  edmctl runs                              # everything recorded\n"
-              f"  edmctl show {trained}                      # recipe, metrics, checkpoints, environment\n"
-              f"  edmctl compare {trained} {measured}\n"
-              f"  edmctl reproduce {sampled.label}                 # re-run the sampling, bit for bit\n"
-              f"  edmctl sample --model {trained} --steps 9 --s-churn 10", highlight=False)
+    next_steps = [("edmctl runs", "everything recorded"),
+                  (f"edmctl show {trained}", "recipe, metrics, checkpoints, environment"),
+                  (f"edmctl compare {sampled.label} {measured}", "what differs between two runs"),
+                  (f"edmctl reproduce {sampled.label}", "re-run the sampling, bit for bit"),
+                  (f"edmctl sample --model {trained} --steps 9 --s-churn 10", "another sampler, same model")]
+    width = max(len(command) for command, _ in next_steps)
+    out.print(f"\ndone: trained {trained}, samples {sampled.label} (grid: {grid}), FD {measured}.\nnext:", highlight=False)
+    for command, why in next_steps:
+        out.print(f"  {command:<{width}}  # {why}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,12 +8,21 @@ import numpy as np
 from edmctl.fid.stats import Stats
 
 
+def _linalg_warning() -> type[Warning]:
+    from scipy.linalg import LinAlgWarning
+
+    return LinAlgWarning
+
+
 def frechet_distance(a: Stats, b: Stats) -> float:
     """d^2 = ||mu_a - mu_b||^2 + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))  (Heusel et al. 2017)."""
     from cleanfid.fid import frechet_distance as cleanfid_frechet
 
     with contextlib.redirect_stdout(None), warnings.catch_warnings():  # it prints when it regularises sigma
         warnings.simplefilter("ignore", DeprecationWarning)  # scipy >= 1.16 deprecates sqrtm's `disp`, which it passes
+        # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
+        # regularises sigma itself when the square root is not finite, so scipy's warning tells the user nothing.
+        warnings.simplefilter("ignore", category=_linalg_warning())
         return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
 
 

@@ -127,7 +127,7 @@ class Training(Section):
     batch_gpu: int | None = Field(None, ge=1, description="per-device batch; smaller than batch/devices accumulates gradients")
     duration_kimg: float = Field(200000.0, gt=0)
     ema_halflife_kimg: float = Field(500.0, ge=0)
-    ema_rampup_ratio: float | None = Field(0.05, gt=0)
+    ema_rampup_ratio: float = Field(0.05, ge=0, description="EMA half-life <= cur_nimg x ratio early on; 0: no ramp-up")
     dropout: float = Field(0.13, ge=0, lt=1)
     label_dropout: float = Field(0.0, ge=0, le=1)
     seed: int = Field(0, ge=0)

@@ -7,9 +7,10 @@ import torch
 
 
 def ema_halflife_nimg(cur_nimg: int, halflife_kimg: float, rampup_ratio: float | None) -> float:
-    """The half-life in images at `cur_nimg`: the recipe's, shortened to cur_nimg · ratio early in training."""
+    """The half-life in images at `cur_nimg`: the recipe's, shortened to cur_nimg · ratio early in training
+    (a ratio of 0 or None: no ramp-up, as EDM's `ema_rampup_ratio=None`)."""
     halflife = halflife_kimg * 1000
-    if rampup_ratio is not None:
+    if rampup_ratio:
         halflife = min(halflife, cur_nimg * rampup_ratio)
     return halflife
 

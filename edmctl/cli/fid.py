@@ -130,8 +130,13 @@ def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, d
 
     doc = {"run": run_id, **result.as_dict(), **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
     emit(doc, as_json, lambda: out.print(
-        f"FID {result.fid:.4f}  KID {'n/a' if result.kid is None else f'{result.kid:.6f}'}  ({result.num_images} images, "
+        f"{_label(det)} {result.fid:.4f}  KID {'n/a' if result.kid is None else f'{result.kid:.6f}'}  ({result.num_images} images, "
         f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"))
+
+
+def _label(det) -> str:
+    """FID is the Fréchet distance in Inception features; with any other detector it is an FD, named as such."""
+    return "FID" if det.name == "inception" else f"FD ({Path(det.name).name})"
 
 
 def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets, device, as_json) -> None:
@@ -167,7 +172,7 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
     doc = {"run": run_id, "measured": record.label, "fid": chosen.fid, "kid": chosen.kid, "nfe": nfe,
            "repeats": [r.as_dict() for r in results], **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
     emit(doc, as_json, lambda: out.print(
-        f"FID {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe}  "
+        f"{_label(det)} {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe}  "
         f"({num} images x {repeats}, {det.name} {det.protocol})  recorded as run {run_id}", highlight=False))
 
 

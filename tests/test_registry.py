@@ -245,3 +245,13 @@ def test_a_live_running_run_cannot_be_removed(home):
     live = _insert_running(reg, socket.gethostname(), os.getpid(), time.time())
     with pytest.raises(UserError, match="still running"):
         reg.removal_plan(live)
+
+
+@pytest.mark.parametrize("url, message", [("mysql://user@host/edmctl", "is mysql; the registry supports sqlite and postgresql"),
+                                          ("not a url", "is not a SQLAlchemy URL")])
+def test_an_unsupported_db_url_is_a_clear_error_before_anything_is_written(tmp_path, monkeypatch, url, message):
+    monkeypatch.setenv("EDMCTL_DB_URL", url)
+    with pytest.raises(UserError, match=message):
+        with open_run(kind="train", home=tmp_path / "home"):
+            pass
+    assert not (tmp_path / "home").exists()

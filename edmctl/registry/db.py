@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from edmctl import paths
+from edmctl.errors import UserError
 
+SUPPORTED_DATABASES = ("sqlite", "postgresql")  # the dialects writes.py has an upsert for
 BUSY_TIMEOUT_MS = 15_000
 WRITE_RETRIES = 8
 T = TypeVar("T")
@@ -29,8 +31,21 @@ def database_url(home: Path | None = None, url: str | None = None) -> str:
     """The explicit `url`, else `$EDMCTL_DB_URL` (a SQLAlchemy URL), else `sqlite:///$EDMCTL_HOME/registry.db`."""
     url = url or os.environ.get("EDMCTL_DB_URL")
     if url:
+        check_supported(url)
         return url
     return f"sqlite:///{Path(home if home is not None else paths.home()).resolve() / 'registry.db'}"
+
+
+def check_supported(url: str) -> None:
+    """A database URL edmctl can write to (SQLite or PostgreSQL); UserError naming EDMCTL_DB_URL otherwise."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is not a SQLAlchemy URL, e.g. "
+                        "postgresql://user@host/edmctl or sqlite:////path/registry.db.") from None
+    if backend not in SUPPORTED_DATABASES:
+        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is {backend}; the registry supports "
+                        f"{' and '.join(SUPPORTED_DATABASES)}.")
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -73,11 +73,9 @@ def _upsert_latest(dialect: str):
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
         least, greatest = func.min, func.max  # SQLite's scalar min/max of several arguments
-    elif dialect == "postgresql":
+    else:  # postgresql: db.check_supported admits no other database
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
         least, greatest = func.least, func.greatest
-    else:
-        raise NotImplementedError(f"the registry supports SQLite and PostgreSQL databases, not {dialect}")
     stmt = dialect_insert(LATEST)
     new = stmt.excluded
     return stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
-from edmctl.cli.sample import _field as sampler_flag
+from edmctl.cli.sample import sampler_flag
 from edmctl.cli.sample import sampler_overrides
 from edmctl.errors import UserError
 

@@ -17,7 +17,7 @@ from edmctl.errors import UserError
 NO_MODEL = "no trained model in the registry; pass --model ideal:digits or train one with `edmctl train`."
 
 
-def _field(flag: str, help: str, kind=float):
+def sampler_flag(flag: str, help: str, kind=float):
     """A sampler flag: an alias of recipe field `sampler.<flag with _>` (None: the recipe decides)."""
     return Annotated[kind | None, typer.Option(flag, help=f"{help} (recipe field sampler.{flag[2:].replace('-', '_')}).")]
 
@@ -52,19 +52,19 @@ def sample(
     model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], or run:ID; default: the newest finished training run.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
-    solver: _field("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
-    disc: _field("--disc", "Time-step discretization {σ_i}", str) = None,
-    schedule: _field("--schedule", "Noise schedule σ(t)", str) = None,
-    scaling: _field("--scaling", "Signal scaling s(t)", str) = None,
-    steps: _field("--steps", "Number of noise levels N", int) = None,
-    rho: _field("--rho", "ρ of the edm time steps") = None,
-    sigma_min: _field("--sigma-min", "Lowest noise level (default: the discretization's)") = None,
-    sigma_max: _field("--sigma-max", "Highest noise level (default: the discretization's)") = None,
-    s_churn: _field("--s-churn", "S_churn, stochasticity of Algorithm 2") = None,
-    s_tmin: _field("--s-tmin", "S_tmin") = None,
-    s_tmax: _field("--s-tmax", "S_tmax") = None,
-    s_noise: _field("--s-noise", "S_noise") = None,
-    alpha: _field("--alpha", "α of the generalised Heun step") = None,
+    solver: sampler_flag("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
+    disc: sampler_flag("--disc", "Time-step discretization {σ_i}", str) = None,
+    schedule: sampler_flag("--schedule", "Noise schedule σ(t)", str) = None,
+    scaling: sampler_flag("--scaling", "Signal scaling s(t)", str) = None,
+    steps: sampler_flag("--steps", "Number of noise levels N", int) = None,
+    rho: sampler_flag("--rho", "ρ of the edm time steps") = None,
+    sigma_min: sampler_flag("--sigma-min", "Lowest noise level (default: the discretization's)") = None,
+    sigma_max: sampler_flag("--sigma-max", "Highest noise level (default: the discretization's)") = None,
+    s_churn: sampler_flag("--s-churn", "S_churn, stochasticity of Algorithm 2") = None,
+    s_tmin: sampler_flag("--s-tmin", "S_tmin") = None,
+    s_tmax: sampler_flag("--s-tmax", "S_tmax") = None,
+    s_noise: sampler_flag("--s-noise", "S_noise") = None,
+    alpha: sampler_flag("--alpha", "α of the generalised Heun step") = None,
     class_label: Annotated[int | None, typer.Option("--class", help="Class label K for a conditional model (default: drawn per seed).")] = None,
     recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Recipe TOML whose [sampler] section to use (default: the paper's EDM sampler).")] = None,
     overrides: SetOpt = None,

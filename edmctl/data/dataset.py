@@ -4,6 +4,7 @@ Images stay uint8 until the training step converts them with `to_model_range` (E
 values land in [-1, 1]).
 """
 
+import abc
 from collections.abc import Sequence
 
 import torch
@@ -20,7 +21,7 @@ def _as_index_tensor(indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
 
 
-class ImageDataset(torch.utils.data.Dataset):
+class ImageDataset(torch.utils.data.Dataset, abc.ABC):
     """A square image dataset: `ds[i] -> (uint8 tensor (C, H, W), int label or -1)`.
 
     `labels` is an int64 tensor of every item's class when the dataset was opened with `conditional=True`,
@@ -53,8 +54,9 @@ class ImageDataset(torch.utils.data.Dataset):
         """Bytes the whole dataset takes in memory as uint8 (to decide whether `load_all` is worth it)."""
         return self.length * self.channels * self.resolution**2
 
+    @abc.abstractmethod
     def _image(self, index: int) -> torch.Tensor:
-        raise NotImplementedError
+        """Image `index` as uint8 (C, H, W): each source reads it its own way."""
 
     def _label(self, index: int) -> int:
         return NO_LABEL if self.labels is None else int(self.labels[index])

@@ -16,3 +16,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_training(tmp_path_factory):
+    """`tiny_training(name, overrides) -> (home, ref)`: a fresh EDMCTL_HOME for the module, run1 trained from
+    recipes/digits.toml with the `--set` overrides on one torch thread, and pixel statistics of the digits."""
+    from pathlib import Path
+
+    from edmctl.cli.main import main
+
+    patch, threads = pytest.MonkeyPatch(), torch.get_num_threads()
+
+    def train(name: str, overrides: list[str]):
+        home = tmp_path_factory.mktemp(name) / "home"
+        patch.setenv("EDMCTL_HOME", str(home))
+        torch.set_num_threads(1)  # the same arithmetic as the one-thread tests that compare against it
+        recipe = Path(__file__).resolve().parents[1] / "recipes" / "digits.toml"
+        assert main(["train", str(recipe), *[a for o in overrides for a in ("--set", o)]]) == 0
+        ref = home.parent / "digits_pixels.npz"
+        assert main(["fid", "ref", "digits", "--out", str(ref), "--detector", "pixels"]) == 0
+        return home, ref
+
+    yield train
+    torch.set_num_threads(threads)
+    patch.undo()

@@ -4,7 +4,6 @@ protocol — and the streamed path agrees with sampling PNGs and measuring the f
 import json
 
 import pytest
-import torch
 
 from edmctl.cli.main import main
 from edmctl.registry import Registry
@@ -14,23 +13,9 @@ TINY = ["network.model_channels=16", "network.attn_resolutions=[]", "training.ba
         "sampler.steps=4"]
 
 
-def sets(*overrides):
-    return [arg for item in overrides for arg in ("--set", item)]
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    home = tmp_path_factory.mktemp("fidrun") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EDMCTL_HOME", str(home))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    assert main(["train", "recipes/digits.toml", *sets(*TINY)]) == 0
-    ref = home.parent / "digits_pixels.npz"
-    assert main(["fid", "ref", "digits", "--out", str(ref), "--detector", "pixels"]) == 0
-    yield home, ref
-    torch.set_num_threads(threads)
-    mp.undo()
+def trained(tiny_training):
+    return tiny_training("fidrun", TINY)
 
 
 def run_json(capsys, args):

@@ -2,7 +2,6 @@
 file (samples, snapshot, measured folder) is caught with exit 1; other kinds exit 2."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from PIL import Image
 from edmctl.cli.main import main
 from edmctl.registry import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
 # A tiny DDPM++ on 8x8 digits (as tests/test_train.py): 16 images a step, 4 steps, a snapshot at the end.
 TINY = ["network.model_channels=16", "network.attn_resolutions=[]", "training.batch=16", "training.tick_kimg=0.032",
         "training.snapshot_kimg=0.064", "training.duration_kimg=0.064", "sampler.steps=3"]
@@ -65,19 +63,9 @@ def test_unknown_run_and_unsupported_kind_exit_2(home, capsys):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tiny_training):
     """One tiny training run (run1) on one torch thread, and pixel statistics of digits."""
-    home = tmp_path_factory.mktemp("reproduce") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EDMCTL_HOME", str(home))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same arithmetic in the original and the reproduction
-    assert main(["train", str(ROOT / "recipes/digits.toml"), *sets(*TINY)]) == 0
-    ref = home.parent / "digits_pixels.npz"
-    assert main(["fid", "ref", "digits", "--out", str(ref), "--detector", "pixels"]) == 0
-    yield home, ref
-    torch.set_num_threads(threads)
-    mp.undo()
+    return tiny_training("reproduce", TINY)
 
 
 def sets(*overrides: str) -> list[str]:

@@ -339,7 +339,7 @@ def section_rho(sizes: Sizes, out: Path) -> Section:
             "left out). Spread = std of log10(local error) over the steps. Whole-sampler error: median RMS of the "
             "full sampler against a Heun 512-step reference.\n\n"
             + table(["ρ", "largest step error", "smallest", "largest / smallest", "spread (log10)", "whole-sampler error"], rows)
-            + f"\n\nWhole-sampler error by ρ: " + ", ".join(f"ρ = {r:g}: {e:.2e}" for r, e in overall.items())
+            + "\n\nWhole-sampler error by ρ: " + ", ".join(f"ρ = {r:g}: {e:.2e}" for r, e in overall.items())
             + f".\n\nThe most even per-step error is at ρ = {most_even:g}; the paper finds ρ = 3 nearly equalises it. "
               f"The lowest whole-sampler error is at ρ = {best:g} "
             + ("(the paper: ρ = 7 for images)." if best == 7 else
@@ -363,7 +363,7 @@ def run_churn_sweep(sweep_path: Path):
 def exact_mixture_fd(spec_path: Path) -> tuple[float, float]:
     """FD of (a) the converged deterministic sampler (Heun 256 steps) and (b) exact draws from the mixture
     (a random digit plus std-0.2 noise), on the sweep's seeds, against the data: the floors churn is judged by."""
-    from edmctl.recipe.load import read_toml, validate
+    from edmctl.recipe.load import validate
     from edmctl.sampling import parse_seeds, sample
     from edmctl.sweep import read_sweep
     from edmctl.sweep.trials import cached_model, frechet_to_reference, reference_sampler
@@ -546,7 +546,7 @@ def section_training_ladder(sizes: Sizes, out: Path) -> Section:
             f"samples {sizes.train_images} images with Heun 18 steps (35 NFE, as Table 2); FD of the flattened pixels "
             f"against the 1797 digits (lower is better).\n\n"
             + table(TRAIN_HEADER, training_rows(recipes, scores))
-            + f"\n\nFD by config: " + " → ".join(f"{k} {v:.4g}" for k, v in fd.items()) + f". Best: {best}. "
+            + "\n\nFD by config: " + " → ".join(f"{k} {v:.4g}" for k, v in fd.items()) + f". Best: {best}. "
             + (f"F beats A ({fd['F']:.4g} vs {fd['A']:.4g}), as in Table 2. " if fd["F"] < fd["A"] else
                f"F does not beat A here ({fd['F']:.4g} vs {fd['A']:.4g}), unlike Table 2. ")
             + "One seed per config and a budget of minutes: differences of a few percent are within the noise of "
@@ -554,7 +554,7 @@ def section_training_ladder(sizes: Sizes, out: Path) -> Section:
             + ("Augmentation (E → F) helps here too. " if fd["F"] < fd["E"] else
                "Augmentation (E → F) does not help here: it regularises against overfitting over hundreds of Mimg, "
                "and at this budget the model is far from overfitting, so it mostly costs capacity. "))
-    cmd = (f"edmctl train recipes/cifar10/vp-A.toml " + " ".join(f"--set {shlex.quote(o)}" for o in ladder_overrides("A", sizes.train_kimg))
+    cmd = ("edmctl train recipes/cifar10/vp-A.toml " + " ".join(f"--set {shlex.quote(o)}" for o in ladder_overrides("A", sizes.train_kimg))
            + " (eval section replaced by the pixels detector; likewise B..F)")
     return Section(5, "The training ladder A → F on digits", cmd, body, [sample_grids(scores, out / "training_ladder.png")])
 
@@ -577,7 +577,7 @@ def section_loss_weights(sizes: Sizes, out: Path) -> Section:
               "8×8 images pays off. The paper tunes λ together with p_train and trains far longer; whether the gain "
               "survives that is not tested here. (The final losses are not comparable across λ: each is a different "
               "weighted sum.)")
-    cmd = f"edmctl train recipes/digits_p2.toml --set training.p2_gamma=0.5 " + " ".join(
+    cmd = "edmctl train recipes/digits_p2.toml --set training.p2_gamma=0.5 " + " ".join(
         f"--set {shlex.quote(o)}" for o in [*budget_overrides(sizes.train_kimg), *DIGITS_NETWORK]) + " (likewise the other rows)"
     return Section(7, "The loss weight λ(σ) at one budget", cmd, body, [sample_grids(scores, out / "loss_weights.png")])
 

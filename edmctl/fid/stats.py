@@ -5,7 +5,6 @@ so those load as references; edmctl adds `num_images`, the detector description 
 """
 
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -6,7 +6,6 @@ again resumes it: done trials are skipped, failed and interrupted ones rerun, mi
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from edmctl.errors import CheckFailed

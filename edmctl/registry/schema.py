@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 2  # v2: runs.name, runs.extra_json and the latest_metrics table (see migrations.py)
 
-KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce")
+KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
 ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env")
 

@@ -37,7 +37,7 @@ CASES = [
                      decoder_type="skip", channel_mult_noise=1, resample_filter=[1, 1])),
     dict(name="edm-adm-cond", precond="EDMPrecond", seed=203, loss="EDMLoss", aug=None,
          kwargs=dict(img_resolution=8, img_channels=3, label_dim=4, use_fp16=False, sigma_data=0.5,
-                     model_type="DhariwalUNet", model_channels=16, channel_mult=[1, 2], channel_mult_emb=2, num_blocks=1,
+                     model_type="DhariwalUNet", model_channels=64, channel_mult=[1], channel_mult_emb=1, num_blocks=1,
                      attn_resolutions=[], dropout=0.1)),
     dict(name="vp-ddpmpp-cond-gray", precond="VPPrecond", seed=204, loss="VPLoss", aug=None,
          kwargs=dict(img_resolution=8, img_channels=1, label_dim=2, use_fp16=False,

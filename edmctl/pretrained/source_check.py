@@ -68,7 +68,8 @@ def _class_runs_nothing(node: ast.ClassDef) -> str | None:
 
 def _statement_runs_nothing(node, in_class: bool = False) -> str | None:
     """Why executing this top-level (or class-body) statement would run code, or None."""
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+    if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                                      and isinstance(node.value.value, str)):
         return None
     if isinstance(node, (ast.Import, ast.ImportFrom)) and not in_class:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]

@@ -116,6 +116,15 @@ class Registry:
     def children(self, run_id: int) -> list[RunRecord]:
         return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
 
+    def child_statuses(self, run_id: int) -> dict[str, int]:
+        """How many children of the run are in each status (one grouped count)."""
+        if not self.exists:
+            return {}
+        with db.read(self.engine) as conn:
+            rows = conn.execute(select(RunRecord.status, func.count()).where(RunRecord.parent_id == run_id)
+                                .group_by(RunRecord.status))
+            return {status: count for status, count in rows}
+
     def run_dir(self, run_id: int) -> Path:
         return self.home / f"run{run_id}"
 

@@ -10,7 +10,7 @@ Coordinates are in pixels, centred on the image (x right, y down): pixel (i, j) 
 """
 
 import torch
-from torch.nn.functional import conv2d, conv_transpose2d, grid_sample, pad
+from torch.nn.functional import grid_sample, pad
 
 # Decomposition low-pass filter of the Daubechies symlet with 6 vanishing moments (PyWavelets `sym6.dec_lo`).
 SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
@@ -49,22 +49,32 @@ def warp_margins(g_inv: torch.Tensor, height: int, width: int) -> tuple[int, int
 
 
 def upsample2x(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """2× upsampling, separably along x then y: out[j] = Σ_i x[i]·h[j + 5 − 2i] (wavelet synthesis), so that out[2i]
-    sits on x[i]; (N, C, H, W) -> (N, C, 2H, 2W)."""
-    channels, taps = x.shape[1], len(h)
-    offset = taps // 2 - 1
-    x = conv_transpose2d(x, h.reshape(1, 1, 1, taps).repeat(channels, 1, 1, 1), stride=(1, 2), padding=(0, offset),
-                         groups=channels)
-    return conv_transpose2d(x, h.reshape(1, 1, taps, 1).repeat(channels, 1, 1, 1), stride=(2, 1),
-                            padding=(offset, 0), groups=channels)
+    """2× upsampling along y and x (wavelet synthesis): out[j] = Σ_i x[i]·h[j + 5 − 2i] along each axis, so that
+    out[2i] sits on x[i]; (N, C, H, W) -> (N, C, 2H, 2W). Written as the banded matrices U_H x U_Wᵀ, which a CPU
+    multiplies faster than it runs a depthwise transposed convolution."""
+    def synthesis(size: int) -> torch.Tensor:
+        j, i = _indices(2 * size, size, h.device)
+        return _banded(h, j + len(h) // 2 - 1 - 2 * i)
+    return synthesis(x.shape[2]) @ x @ synthesis(x.shape[3]).T
 
 
 def downsample2x(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """Filter and subsample by 2 (wavelet analysis) the half-pixel canvas of `_half_pixel_points`:
-    out[n] = Σ_k x[2n + k]·h[k], (N, C, 2H + 2·SUPPORT − 2, ...) -> (N, C, H, W)."""
-    channels, taps = x.shape[1], len(h)
-    x = conv2d(x, h.reshape(1, 1, 1, taps).repeat(channels, 1, 1, 1), stride=(1, 2), groups=channels)
-    return conv2d(x, h.reshape(1, 1, taps, 1).repeat(channels, 1, 1, 1), stride=(2, 1), groups=channels)
+    out[n] = Σ_k x[2n + k]·h[k] along each axis, (N, C, 2H + 2·SUPPORT − 2, ...) -> (N, C, H, W)."""
+    def analysis(size: int) -> torch.Tensor:
+        n, m = _indices((size - len(h)) // 2 + 1, size, h.device)
+        return _banded(h, m - 2 * n)
+    return analysis(x.shape[2]) @ x @ analysis(x.shape[3]).T
+
+
+def _indices(rows: int, cols: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.arange(rows, device=device)[:, None], torch.arange(cols, device=device)[None, :]
+
+
+def _banded(h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The matrix of h[k] where the integer index k falls in h, else 0."""
+    inside = (k >= 0) & (k < len(h))
+    return torch.where(inside, h[k.clamp(0, len(h) - 1)], torch.zeros((), dtype=h.dtype, device=h.device))
 
 
 def _half_pixel_points(g_inv: torch.Tensor, height: int, width: int, left: int, top: int) -> torch.Tensor:

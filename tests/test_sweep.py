@@ -89,7 +89,7 @@ def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, ho
     outcome = run_sweep(spec, home=home, jobs=1)
     assert [o.status for o in outcome.outcomes] == ["done"] * 4
     results = sweep_results(outcome.plan.sweep_id, home)
-    assert results.metric == "rms" and results.status == "done"
+    assert results.metric == "rms_median" and results.status == "done"
     values = [row.value for row in results.rows]
     assert values == sorted(values) and all(v > 0 for v in values)  # sorted best (lowest) first
     best = {(r.axes["sampler.steps"], r.axes["sampler.solver"]): r.value for r in results.rows}
@@ -105,7 +105,7 @@ def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, ho
 def test_a_failing_trial_does_not_stop_the_others_and_exits_1(tmp_path, home, capsys):
     path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [2, 3]\n')
     path.write_text(path.read_text().replace('seeds = "0-3"', 'seeds = "0-3"\nmetric = "fid"'))
-    assert main(["sweep", str(path)]) == 1  # sample trials measure rms or fd: every trial fails, each recorded
+    assert main(["sweep", str(path)]) == 1  # sample trials measure no fid: every trial fails, each recorded
     captured = capsys.readouterr()
     assert captured.err.count("failed") >= 2 and "rerun them" in captured.err
     sweep = Registry(home).list(kind="sweep")[0]
@@ -159,3 +159,13 @@ def test_dry_run_lists_trials_and_records_nothing(tmp_path, home, capsys):
     assert main(["sweep", str(path), "--dry-run", "--json"]) == 0
     assert '"count": 3' in capsys.readouterr().out
     assert not (home / "registry.db").exists()
+
+
+def test_a_sample_trial_on_an_analytic_model_logs_every_sampler_error_by_name(tmp_path, home):
+    from edmctl.evaluate import SAMPLER_ERRORS
+
+    spec = read_sweep(write_sweep(tmp_path, 'metric = "flips"\n[grid]\n"sampler.steps" = [4]\n'))
+    outcome = run_sweep(spec, home=home, jobs=1)
+    assert [o.status for o in outcome.outcomes] == ["done"] and sweep_results(outcome.plan.sweep_id, home).metric == "flips"
+    (trial,) = Registry(home).children(outcome.plan.sweep_id)
+    assert set(SAMPLER_ERRORS) | {"nfe", "seconds"} == set(Registry(home).metrics(trial.id))

@@ -28,6 +28,8 @@ Queue runs to start later (a sweep's trials; see `queue.py`)::
 
     run_id = queue_run(kind="sample", recipe=..., recipe_hash=..., parent=sweep_id, extra={...})  # status queued
     with start_run(run_id) as run: ...   # queued/failed/interrupted -> running -> done/failed/interrupted
+    group = queue_group(parent_columns, [child_columns, ...])   # find-or-queue a parent and its children at once
+    with start_next(group.parent_id) as run: ...   # claim the oldest queued child (None: none left); atomic
 
 Query (reads never write, except reaping runs whose process is gone)::
 
@@ -56,9 +58,9 @@ Concurrency (SQLite): WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions 
 
 from edmctl.registry.compare import compare
 from edmctl.registry.run import Run, Terminated, content_hash, open_run
-from edmctl.registry.queue import queue_run, start_run
+from edmctl.registry.queue import AlreadyStarted, queue_group, queue_run, start_next, start_run
 from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
 from edmctl.registry.store import Registry, RemovalPlan
 
-__all__ = ["open_run", "queue_run", "start_run", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
+__all__ = ["open_run", "queue_run", "queue_group", "start_run", "start_next", "AlreadyStarted", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
            "MetricPoint", "ArtifactRecord", "compare"]

@@ -81,6 +81,7 @@ def test_a_bad_class_is_refused(home, capsys, pkl, args, message):
     assert Registry().list(kind="sample") == []
 
 
+@pytest.mark.slow
 def test_sample_and_fid_runs_of_an_import_reproduce(home, capsys, tmp_path):
     pkl = str(DATA / "edm-gray8-uncond.pkl")
     ref = tmp_path / "digits.npz"
@@ -96,8 +97,8 @@ def test_ablate_sampler_on_a_pickle(home, capsys, tmp_path):
     """The Figure 2 ladder on an imported network, its Fréchet distance measured with --set [eval] fields."""
     ref = tmp_path / "digits.npz"
     assert main(["fid", "ref", "digits", "--out", str(ref), "--detector", "pixels"]) == 0
-    doc = run_json(capsys, ["ablate", "sampler", "--model", str(DATA / "edm-gray8-uncond.pkl"), "--nfe-max", "3",
-                            "--seeds", "0-1", "--set", "eval.detector=pixels", "--set", f"eval.ref={json.dumps(str(ref))}"])
+    doc = run_json(capsys, ["ablate", "sampler", "--model", str(DATA / "edm-gray8-uncond.pkl"), "--nfe-max", "2",
+                            "--seeds", "0-3", "--set", "eval.detector=pixels", "--set", f"eval.ref={json.dumps(str(ref))}"])
     assert doc["metric"] == "fd" and doc["curves"]
     assert Registry().get(doc["run"]).parent_id == Registry().list(kind="import")[0].id
 
@@ -128,11 +129,13 @@ def meta(source: str, class_name: str = "EDMPrecond") -> dict:
 CODE = "import os\nos.system('touch {marker}')\nclass EDMPrecond:\n    pass\n"
 SETSTATE = "import torch\nclass EDMPrecond:\n    def __setstate__(self, state):\n        torch.os.system('touch {marker}')\n"
 DECORATOR = "import os\n@os.system('touch {marker}')\nclass EDMPrecond:\n    pass\n"
+IN_A_METHOD = "import torch\nclass EDMPrecond:\n    def forward(self, x):\n        torch.os.system('touch {marker}')\n"
 FOREIGN = "class Anything:\n    pass\n"
 
 
 @pytest.mark.parametrize("source, message", [(CODE, "would run code"), (SETSTATE, "__setstate__"),
-                                             (DECORATOR, "would run code"), (FOREIGN, "no class EDMPrecond")])
+                                             (DECORATOR, "would run code"),
+                                             (IN_A_METHOD, "a reference to"), (FOREIGN, "no class EDMPrecond")])
 def test_a_persistence_record_whose_source_would_run_code_is_refused(home, capsys, monkeypatch, tmp_path, source, message):
     marker = tmp_path / "PWNED"
     path = tmp_path / "planted.pkl"

@@ -32,6 +32,18 @@ def _family_of(spec: str, family: str | None, overrides: list[str]) -> tuple[str
     return family or own, recipe
 
 
+def _check_device(device: str) -> None:
+    """A torch device name this machine has (cpu, cuda, cuda:1, ...)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"--device {device!r} is not a torch device; use cpu or cuda.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was asked for but torch sees no CUDA device here; use --device cpu.")
+
+
 def render_ladder(result) -> None:
     """One row per curve: its knee (on the knee metric) and every measure there; then the paper's order."""
     from rich.table import Table
@@ -69,6 +81,7 @@ def sampler(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")] = 256,
     metric: Annotated[str | None, typer.Option("--metric", help="Measure the knee is taken on: rms_median (default), rms_p90, flips or fd_exact for analytic models; fd for trained ones.")] = None,
     overrides: SetOpt = None,
+    device: Annotated[str, typer.Option("--device", help="torch device for a trained or imported network (cuda on a GPU); analytic models run on the CPU.")] = "cpu",
     as_json: JsonOpt = False,
 ) -> None:
     """Original sampler → + Heun & EDM steps → + σ(t)=t & s(t)=1, and every other solver, each over the step count."""
@@ -78,6 +91,7 @@ def sampler(
     from edmctl.sweep.ablation import choose_metric, ladder_measures, ladder_samplers, plot_ladder, sampler_ladder
 
     seed_list = parse_seeds(seeds)
+    _check_device(device)
     spec, parent = resolve_model_spec(model)
     family, recipe = _family_of(spec, family, list(overrides or []))
     ladder_samplers(family)  # bad input (family, model, seeds, metric) is refused before the run is opened
@@ -88,7 +102,7 @@ def sampler(
 
     with open_run(kind="ablate", name=f"sampler ladder {family}", seeds=seed_list, argv=sys.argv, parent=parent,
                   recipe=recipe.canonical() if recipe else None, recipe_hash=recipe.hash() if recipe else None) as run:
-        result = sampler_ladder(spec, family, nfe_max, seed_list, batch, recipe, progress, metric)
+        result = sampler_ladder(spec, family, nfe_max, seed_list, batch, recipe, progress, metric, device)
         for index, curve in enumerate(result.curves):
             for point in curve.points:
                 run.log_metrics({f"curve{index}.{name}": value for name, value in point.values.items()}, step=point.nfe)

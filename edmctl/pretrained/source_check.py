@@ -5,7 +5,9 @@ a decorator or default value that calls something, a class that defines `__setst
 what NVlabs/edm writes and is how a planted pickle would attack `pickle.load`: such a file is refused. What
 NVlabs's modules contain at import time is only this: a docstring, imports of torch/numpy/NVlabs helpers,
 literal constants, and function and class definitions decorated by name, whose defaults are literals,
-`dict(...)` of literals or `float('inf')`. The check parses the source (`ast.parse`; parsing runs nothing).
+`dict(...)` of literals or `float('inf')`. Nor does any of their code, even inside a method, name a way to run
+programs or code (`os`, `subprocess`, `eval`, `exec`, `__import__`, ...; `FORBIDDEN_NAMES`); such a source is
+refused too. The check parses the source (`ast.parse`; parsing runs nothing).
 """
 
 import ast
@@ -13,6 +15,10 @@ import functools
 
 from edmctl.errors import UserError
 
+FORBIDDEN_NAMES = {"os", "subprocess", "sys", "eval", "exec", "compile", "__import__", "open", "system", "popen",
+                   "importlib", "builtins", "__builtins__", "socket", "shutil", "pickle", "marshal", "ctypes",
+                   "setattr", "getattr", "delattr", "locals", "vars", "__subclasses__", "__globals__", "__code__",
+                   "breakpoint", "input", "urllib", "requests", "spawn", "fork", "execv", "execve"}
 IMPORT_ROOTS = {"numpy", "torch", "torch_utils", "dnnlib", "math", "copy", "typing"}
 DEFAULT_CALLS = {"dict", "float"}
 # Special methods that unpickling, attribute access or garbage collection would call (NVlabs defines none of them).
@@ -94,6 +100,10 @@ def _module_problem(source: str) -> str | None:
         reason = _statement_runs_nothing(node)
         if reason:
             return f"{reason} at line {node.lineno}: {ast.get_source_segment(source, node, padded=False)[:80]!r}"
+    for node in ast.walk(tree):
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in FORBIDDEN_NAMES:
+            return f"a reference to {name!r} at line {node.lineno}, which NVlabs/edm's networks never make"
     return None
 
 

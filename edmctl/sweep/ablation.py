@@ -171,9 +171,10 @@ def step_counts(fields: dict, nfe_max: int) -> list[tuple[int, object]]:
     return found
 
 
-def ladder_measures(model_spec: str, seeds: list[int], batch: int, recipe=None) -> tuple[list[str], Callable]:
+def ladder_measures(model_spec: str, seeds: list[int], batch: int, recipe=None, device="cpu") -> tuple[list[str], Callable]:
     """(measure names, function(sampler) -> {name: value}): the sampler errors of `edmctl.evaluate` against the
-    converged reference for analytic models, else the Fréchet distance to the reference statistics (`fd`)."""
+    converged reference for analytic models, else the Fréchet distance to the reference statistics (`fd`),
+    sampled and measured on `device`."""
     from edmctl.evaluate import SAMPLER_ERRORS, reference_solution, sampler_error
     from edmctl.sampling import sample
     from edmctl.sweep.trials import cached_model, frechet_to_reference, is_analytic
@@ -186,7 +187,8 @@ def ladder_measures(model_spec: str, seeds: list[int], batch: int, recipe=None) 
             model, sample(model, sampler, seeds, batch).samples, reference_solution(model, sampler, seeds, batch))
     if recipe is None:
         raise UserError(f"model {model_spec!r} is not analytic: its FID needs the recipe it was trained with.")
-    return ["fd"], lambda sampler: {"fd": frechet_to_reference(sample(model, sampler, seeds, batch).samples, recipe)}
+    model.to(device)
+    return ["fd"], lambda sampler: {"fd": frechet_to_reference(sample(model, sampler, seeds, batch, device=device).samples, recipe, device)}
 
 
 def choose_metric(measures: list[str], metric: str | None) -> str:
@@ -200,12 +202,12 @@ def choose_metric(measures: list[str], metric: str | None) -> str:
 
 def sampler_ladder(model_spec: str, family: str = "vp", nfe_max: int = 128, seeds=range(64), batch: int = 256,
                    recipe=None, progress: Callable[[str, int, dict], None] | None = None,
-                   metric: str | None = None) -> LadderResult:
+                   metric: str | None = None, device="cpu") -> LadderResult:
     """Every curve of the ladder over every step count up to `nfe_max`, each point with every measure, the knee
     on `metric` (default: `rms_median` for analytic models, `fd` for trained); `progress(label, nfe, values)`."""
     if nfe_max < 2:
         raise UserError(f"--nfe-max must be at least 2, got {nfe_max}.")
-    measures, measure = ladder_measures(model_spec, list(seeds), batch, recipe)
+    measures, measure = ladder_measures(model_spec, list(seeds), batch, recipe, device)
     metric = choose_metric(measures, metric)
     curves = []
     for label, fields in ladder_samplers(family):

@@ -174,3 +174,16 @@ def test_an_unknown_nvlabs_class_is_refused(home, capsys, monkeypatch, tmp_path)
     path.write_bytes(planted(monkeypatch, meta("class MyPrecond:\n    pass\n", "MyPrecond")))
     assert main(["import", str(path)]) == 2
     assert "MyPrecond, which edmctl does not know" in capsys.readouterr().err and not home.exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_samples_a_pickle(home, tmp_path):
+    """`model = "PATH.pkl"` in a sweep file: each trial samples the imported network (one import for all)."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "digits.toml"
+    sweep = tmp_path / "steps.toml"
+    sweep.write_text(f'base = {json.dumps(str(recipe))}\ntrial = "sample"\nmodel = {json.dumps(str(DATA / "edm-gray8-uncond.pkl"))}\n'
+                     f'seeds = "0-3"\nmetric = "fd"\n\n[grid]\n"sampler.steps" = [2, 3]\n')
+    assert main(["sweep", str(sweep), "--jobs", "1"]) == 0
+    trials = Registry().list(kind="sample")
+    assert len(trials) == 2 and all(t.status == "done" and np.isfinite(Registry().metrics(t.id)["fd"].value) for t in trials)
+    assert len(Registry().list(kind="import")) == 1

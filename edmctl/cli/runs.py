@@ -79,7 +79,7 @@ def registry():
 @runs_app.callback()
 def runs(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option(help="Only this kind: train, sample, fid, sweep, ablate, reproduce.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: train, sample, fid, sweep, ablate, reproduce, import.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status: queued, running, done, failed, interrupted.")] = None,
     where: Annotated[list[str] | None, typer.Option(metavar="FIELD=VALUE",
                      help="Only runs whose column, recipe field (sampler.steps) or extra.FIELD equals VALUE; repeatable.")] = None,

@@ -94,6 +94,9 @@ def _split_kwargs(ema: Persistent) -> tuple[NvlabsPrecond, dict, str, dict]:
     if ema.class_name not in NVLABS_PRECONDS:
         raise UserError(f"`ema` is an NVlabs {ema.class_name}, which edmctl does not know; known: "
                         f"{', '.join(NVLABS_PRECONDS)}.")
+    if ema.state.get("_init_args"):
+        raise UserError(f"`ema` ({ema.class_name}) was constructed with positional arguments; NVlabs/edm passes "
+                        f"keyword arguments only, which edmctl reads.")
     entry, kwargs = NVLABS_PRECONDS[ema.class_name], plain(ema.init_kwargs)
     model_type = kwargs.pop("model_type", entry.model_type)
     if model_type not in NVLABS_NETWORKS:
@@ -114,6 +117,14 @@ def _split_kwargs(ema: Persistent) -> tuple[NvlabsPrecond, dict, str, dict]:
     return entry, constants, model_type, network
 
 
+def _size(ema: Persistent, name: str) -> int:
+    """`img_channels`, `img_resolution` or `label_dim`: attributes every NVlabs precond sets on itself."""
+    value = plain(ema.state.get(name))
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "label_dim" else 1):
+        raise UserError(f"`ema` ({ema.class_name}) has no valid {name} (got {value!r}).")
+    return value
+
+
 def _typed(constants: dict) -> dict:
     return {name: int(value) if name == "M" else float(value) for name, value in constants.items()}
 
@@ -123,8 +134,8 @@ def recipe_of(data: dict) -> tuple[dict, tuple[int, int, int], int, dict]:
     ema = data["ema"]
     entry, constants, model_type, network = _split_kwargs(ema)
     kwargs = plain(ema.init_kwargs)
-    shape = (int(kwargs.get("img_channels", 0)), int(kwargs.get("img_resolution", 0)), int(kwargs.get("img_resolution", 0)))
-    label_dim = int(kwargs.get("label_dim", 0))
+    channels, resolution, label_dim = (_size(ema, name) for name in ("img_channels", "img_resolution", "label_dim"))
+    shape = (channels, resolution, resolution)
     augment_dim = int(network.pop("augment_dim"))
     if augment_dim not in (0, AUGMENT_DIM):
         raise UserError(f"{model_type} has augment_dim {augment_dim}; edmctl's augmentation labels have {AUGMENT_DIM} (or 0).")

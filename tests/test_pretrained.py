@@ -15,6 +15,7 @@ import torch
 from edmctl.design.discretizations import iddpm_u_float32
 from edmctl.models import load_model
 from edmctl.pretrained.recognise import flat_state, network_weights
+from edmctl.pretrained.store import prepare_import
 from edmctl.pretrained.unpickle import read_pickle
 from edmctl.recipe import validate
 from edmctl.train.objective import build_denoiser, build_net
@@ -111,3 +112,11 @@ def test_the_denoiser_uses_the_first_C_of_the_2C_outputs():
         F_first = net(x / (sigma.reshape(-1, 1, 1, 1) ** 2 + 1).sqrt(), 999 - D.precond._index(sigma).float(), labels)[:, :3]
     assert torch.equal(before, after)
     assert torch.allclose(after, x - sigma.reshape(-1, 1, 1, 1) * F_first, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_sigma_range_is_nvlabss(name):
+    """σ_min and σ_max of the imported denoiser are those NVlabs's precond object holds (VP's computed in float32)."""
+    state = read_pickle(DATA / f"{name}.pkl")["ema"].state
+    _, _, model = prepare_import(DATA / f"{name}.pkl")
+    assert (model.sigma_min, model.sigma_max) == (float(state["sigma_min"]), float(state["sigma_max"]))

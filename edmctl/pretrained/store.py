@@ -18,15 +18,14 @@ FORMAT = "edmctl.import/1"
 
 
 def prepare_import(path: Path):
-    """Read, recognise and check an NVlabs pickle, building the network once: (recipe, recognised)."""
+    """Read, recognise and check an NVlabs pickle: (recipe, recognised, the denoiser built from them)."""
     from edmctl.pretrained.recognise import recognise
     from edmctl.pretrained.unpickle import read_pickle
     from edmctl.recipe import validate
 
     found = recognise(read_pickle(path))
     recipe = validate(found.recipe, f"the recipe recognised in {path}")
-    build(recipe, found.state_dict, found.img_shape, found.label_dim, f"{path}")
-    return recipe, found
+    return recipe, found, build(recipe, found.state_dict, found.img_shape, found.label_dim, f"{path}")
 
 
 def build(recipe, state_dict: dict, shape, label_dim: int, where: str):
@@ -51,7 +50,7 @@ def import_pickle(path: Path | str, name: str | None = None, argv=None):
     from edmctl.registry import open_run
 
     path = Path(path)
-    recipe, found = prepare_import(path)
+    recipe, found, _ = prepare_import(path)
     sha256 = file_sha256(path)
     with open_run(kind="import", recipe=recipe.canonical(), recipe_hash=recipe.hash(), argv=argv or sys.argv,
                   name=name or path.stem) as run:

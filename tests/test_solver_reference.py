@@ -1,5 +1,5 @@
 """The solvers beyond the paper agree with their reference implementations, run outside edmctl on the same
-analytic models and the same per-seed noise (tests/data/solver_reference.md says how the vectors were made).
+analytic models and the same per-seed noise (tests/data/reference/beyond_edm_samplers.md says how the vectors were made).
 
 Deterministic solvers on Gaussian data (exact denoiser) and on a small mixture; the stochastic ones on the mixture,
 with the reference fed each image's own draws in edmctl's order. Everything is float64 on both sides, so the only
@@ -17,14 +17,14 @@ from edmctl.models import GaussianDataDenoiser, GaussianMixtureDenoiser
 from edmctl.recipe import load_recipe
 from edmctl.sampling import sample
 
-DATA = Path(__file__).parent / "data"
-CASES = json.loads((DATA / "solver_reference.json").read_text())
+DATA = Path(__file__).parent / "data" / "reference"
+CASES = json.loads((DATA / "beyond_edm_samplers.json").read_text())
 TOLERANCE = 1e-9
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(DATA / "solver_reference.npz") as npz:
+    with np.load(DATA / "beyond_edm_samplers.npz") as npz:
         return {key: npz[key] for key in npz.files}
 
 

@@ -1,7 +1,8 @@
 """Time-step discretizations: the noise levels σ_0 > … > σ_{N−1} (EDM Table 1, row "Time steps").
 
-Every function has one signature, `(steps, sigma_min, sigma_max, rho) -> float64 tensor (N,)`, and
-`DISCRETIZATIONS` maps the recipe's `sampler.disc` names to them. σ_N = 0 is appended by the sampler.
+Every function has one signature, `(steps, sigma_min, sigma_max, rho, *, <its recipe fields>) -> float64
+tensor (N,)`, and `DISCRETIZATIONS` maps the recipe's `sampler.disc` names to them. σ_N = 0 is appended by the
+sampler.
 """
 
 import math
@@ -75,7 +76,20 @@ def exponential(steps: int, sigma_min: float, sigma_max: float, rho: float) -> t
     return (math.log(sigma_max) + _fraction(steps) * (math.log(sigma_min) - math.log(sigma_max))).exp()
 
 
-DISCRETIZATIONS = {"edm": edm, "vp": vp, "ve": ve, "iddpm": iddpm, "exponential": exponential}
+def polyexponential(steps: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
+    """ln σ_i = ln σ_min + (1 − i/(N−1))^ρ (ln σ_max − ln σ_min): polynomial in ln σ (k-diffusion's
+    `get_sigmas_polyexponential`; ρ = 1 is `exponential`, larger ρ puts more steps at low σ)."""
+    ramp = (1 - _fraction(steps)) ** rho
+    return (ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min)).exp()
+
+
+def table(steps: int, sigma_min: float, sigma_max: float, rho: float, *, sigmas: list[float]) -> torch.Tensor:
+    """The recipe's own σ_0 > … > σ_{N−1} (`sampler.sigmas`), e.g. written by `edmctl steps optimize`."""
+    return torch.tensor(sigmas, dtype=torch.float64)
+
+
+DISCRETIZATIONS = {"edm": edm, "vp": vp, "ve": ve, "iddpm": iddpm, "exponential": exponential,
+                   "polyexponential": polyexponential, "table": table}
 
 DEFAULT_SIGMA_RANGE = {
     "vp": (vp_sigma(EPSILON_S), vp_sigma(1.0)),
@@ -83,4 +97,12 @@ DEFAULT_SIGMA_RANGE = {
     "iddpm": (0.002, 81.0),
     "edm": (0.002, 80.0),
     "exponential": (0.002, 80.0),
+    "polyexponential": (0.002, 80.0),
 }
+
+
+def default_sigma_range(disc: str, sigmas: list[float] | None = None) -> tuple[float, float]:
+    """The σ range a discretization spans by default; a table spans its own values."""
+    if disc == "table":
+        return min(sigmas), max(sigmas)
+    return DEFAULT_SIGMA_RANGE[disc]

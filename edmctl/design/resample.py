@@ -4,6 +4,9 @@ low-pass filter h of the sym6 wavelet, read the 2× image bilinearly at G⁻¹ o
 and low-pass filter and subsample back by 2×. Since h is the filter of an orthogonal wavelet
 (Σ_k h[k] h[k + 2l] = δ_l), upsampling then downsampling is the identity: a translation by whole pixels comes out
 as the input moved, and otherwise the 2× detour keeps far more high-frequency energy than one bilinear lookup.
+h is not symmetric, though: where G reverses an axis (a half turn, a quarter turn) the detour filters the image by
+(h * h) instead, and moves it by up to 0.1 pixel. The augmentation pipe therefore copies pixels exactly where G maps
+pixels onto pixels (`exact_sources`), and uses `warp` for every other G, as EDM does.
 
 Coordinates are in pixels, centred on the image (x right, y down): pixel (i, j) of an H×W image is at
 (j − (W−1)/2, i − (H−1)/2), the frame in which the augmentation pipe builds G⁻¹.
@@ -41,8 +44,7 @@ def warp_margins(g_inv: torch.Tensor, height: int, width: int) -> tuple[int, int
                            device=g_inv.device)
     reach = (g_inv @ corners)[:, :2].transpose(0, 1).flatten(1)  # (xy, N·4) source points of the corners
     beyond = torch.cat([-reach, reach]).max(dim=1).values  # furthest left, up, right, down
-    beyond = beyond + torch.tensor([SUPPORT - cx, SUPPORT - cy] * 2,
-                                   dtype=g_inv.dtype, device=g_inv.device)
+    beyond = beyond + torch.tensor([SUPPORT - cx, SUPPORT - cy] * 2, dtype=g_inv.dtype, device=g_inv.device)
     limit = torch.tensor([width - 1, height - 1] * 2, dtype=g_inv.dtype, device=g_inv.device)
     left, top, right, bottom = beyond.clamp(min=0).minimum(limit).ceil().int().tolist()
     return left, right, top, bottom
@@ -95,7 +97,8 @@ def _half_pixel_points(g_inv: torch.Tensor, height: int, width: int, left: int, 
 def exact_sources(g_inv: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For the images whose G⁻¹ maps every pixel centre onto a pixel centre by a signed permutation of the axes
     (flips, quarter turns, whole-pixel shifts): (mask (N,), source row and column (N, H, W)), mirrored at the
-    borders as the reflection padding of `warp` mirrors them (repeatedly, for shifts beyond one image)."""
+    borders as the reflection padding of `warp` mirrors them (and again for shifts of more than size − 1 pixels,
+    where EDM's padding, limited to size − 1, reads zeros; such a shift is an 8σ translation draw at 32×32)."""
     linear = g_inv[:, :2, :2]
     signed_permutation = ((linear == 0) | (linear.abs() == 1)).all(dim=(1, 2)) & (
         linear.abs().sum(dim=1) == 1).all(dim=1) & (linear.abs().sum(dim=2) == 1).all(dim=1)

@@ -57,9 +57,9 @@ def parse_count(value: str, where: str) -> int:
 
 def digits_images() -> np.ndarray:
     """sklearn's bundled 8x8 digits as (1797, 1, 8, 8) float64 in [-1, 1] (v / 8 − 1, as in the reference vectors)."""
-    from sklearn.datasets import load_digits
+    from edmctl.data.digits import digits_raw
 
-    return load_digits().images[:, None].astype(np.float64) / 8.0 - 1.0
+    return digits_raw()[0][:, None].astype(np.float64) / 8.0 - 1.0
 
 
 def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:

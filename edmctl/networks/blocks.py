@@ -10,7 +10,9 @@ from edmctl.networks.layers import Conv2d, GroupNorm, Linear, attention
 class UNetBlock(torch.nn.Module):
     """x ← skip_scale·(conv1(drop(act(norm1(conv0(act(norm0 x))) ⊙ emb))) + skip(x)), then optionally
     x ← skip_scale·(proj(attention(qkv(norm2 x))) + x). `adaptive_scale` conditions by (1 + scale)·h + shift
-    (ADM), otherwise by adding the embedding before norm1 (DDPM++/NCSN++)."""
+    (ADM), otherwise by adding the embedding before norm1 (DDPM++/NCSN++). The residual sums and scalings are done
+    in place on tensors the block made itself (conv outputs, which autograd does not keep), as EDM does, saving
+    a buffer per operation; the results are those of the out-of-place formulas bit for bit."""
 
     def __init__(self, in_channels: int, out_channels: int, emb_channels: int, up: bool = False,
                  down: bool = False, attention: bool = False, num_heads: int | None = None,
@@ -50,11 +52,11 @@ class UNetBlock(torch.nn.Module):
             scale, shift = params.chunk(2, dim=1)
             x = silu(torch.addcmul(shift, self.norm1(x), scale + 1))
         else:
-            x = silu(self.norm1(x + params))
+            x = silu(self.norm1(x.add_(params)))
         x = self.conv1(self._dropout(x))
-        x = (x + (orig if self.skip is None else self.skip(orig))) * self.skip_scale
+        x = x.add_(orig if self.skip is None else self.skip(orig)).mul_(self.skip_scale)
         if self.num_heads:
-            x = (self.proj(self._attend(x)) + x) * self.skip_scale
+            x = self.proj(self._attend(x)).add_(x).mul_(self.skip_scale)
         return x
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:

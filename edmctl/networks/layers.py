@@ -41,7 +41,7 @@ class Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x @ self.weight.to(x.dtype).t()
-        return x if self.bias is None else x + self.bias.to(x.dtype)
+        return x if self.bias is None else x.add_(self.bias.to(x.dtype))  # in place: x is this layer's own
 
 
 def resample_kernel(resample_filter: list[float]) -> torch.Tensor:
@@ -89,7 +89,7 @@ class Conv2d(torch.nn.Module):
             if w is not None:
                 x = conv2d(x, w, padding=w_pad)
         if self.bias is not None:
-            x = x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
+            x = x.add_(self.bias.to(x.dtype).reshape(1, -1, 1, 1))  # in place: a kernel's output is ours
         return x
 
     def _fused(self, x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, w_pad: int, f_pad: int) -> torch.Tensor:

@@ -60,6 +60,15 @@ def test_a_pickle_path_is_imported_once_and_sampled_like_a_run(home, capsys):
     assert np.array_equal(samples_of(f"run{first['run']}"), samples_of(f"run{second['run']}"))
 
 
+def test_an_import_reproduces_and_a_changed_source_is_caught(home, capsys, tmp_path):
+    pkl = tmp_path / "net.pkl"
+    pkl.write_bytes((DATA / "edm-gray8-uncond.pkl").read_bytes())
+    run = run_json(capsys, ["import", str(pkl)])["run"]
+    assert run_json(capsys, ["reproduce", run])["match"]
+    pkl.write_bytes((DATA / "vp-ddpmpp-uncond.pkl").read_bytes())
+    assert main(["reproduce", run]) == 1
+
+
 def test_class_fixes_the_label_and_changes_only_the_seeds_drawn_otherwise(home, capsys):
     """Labels are drawn per seed as generate.py draws them; `--class K` overrides the draw and keeps the noise."""
     pkl = str(DATA / "vp-ddpmpp-cond-gray.pkl")

@@ -59,7 +59,7 @@ def test_unknown_run_and_unsupported_kind_exit_2(home, capsys):
     assert main(["reproduce", "latest"]) == 0  # latest is the sample run
     capsys.readouterr()
     assert main(["reproduce", "latest"]) == 2  # now latest is a reproduce run: not reproducible itself
-    assert "edmctl can reproduce sample, train, fid runs" in capsys.readouterr().err
+    assert "edmctl can reproduce sample, train, fid, import runs" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

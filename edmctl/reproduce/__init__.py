@@ -8,6 +8,7 @@ the recorded recipe itself: a fid run of a folder records `{"fid": {...}}`, not 
 - `sample`: the same seeds re-sampled, samples compared bitwise (`edmctl.reproduce.sample`).
 - `train`: the recipe re-trained with the same seed, final net/EMA weights bitwise, final loss (`.train`).
 - `fid`: the run or folder re-measured, FID per seed block compared (`.fid`).
+- `import`: the source pickle re-read (unchanged by sha256), recipe and every weight compared (`.imports`).
 """
 
 import sys
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 
 from edmctl.errors import UserError
 from edmctl.reproduce.fid import reproduce_fid
+from edmctl.reproduce.imports import reproduce_import
 from edmctl.reproduce.sample import reproduce_sample
 from edmctl.reproduce.train import reproduce_train
 
-REPRODUCERS = {"sample": reproduce_sample, "train": reproduce_train, "fid": reproduce_fid}
+REPRODUCERS = {"sample": reproduce_sample, "train": reproduce_train, "fid": reproduce_fid, "import": reproduce_import}
 
 
 @dataclass

@@ -200,5 +200,8 @@ def network_weights(ema: Persistent) -> dict[str, torch.Tensor]:
 
 def recognise(data: dict) -> Recognised:
     """Everything edmctl needs from an NVlabs pickle read by `read_pickle`."""
-    recipe, shape, label_dim, summary = recipe_of(data)
+    try:
+        recipe, shape, label_dim, summary = recipe_of(data)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise UserError(f"`ema` ({data['ema'].class_name}) has a constructor argument of an unexpected type ({e}).") from None
     return Recognised(recipe, shape, label_dim, network_weights(data["ema"]), summary)

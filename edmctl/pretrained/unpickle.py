@@ -117,8 +117,7 @@ def read_pickle(path: Path) -> dict:
             data = RestrictedUnpickler(f).load()
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, OverflowError, MemoryError, UnicodeDecodeError, ImportError) as e:
+    except Exception as e:  # an untrusted file: whatever fails while reading it is a defect of the file
         raise UserError(f"{path} is not a readable pickle ({type(e).__name__}: {e}); is it truncated or another "
                         f"kind of file?") from None
     if not isinstance(data, dict):

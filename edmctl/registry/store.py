@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
@@ -28,7 +28,7 @@ from edmctl import paths
 from edmctl.errors import UserError
 from edmctl.registry import db, environment, migrations, writes
 from edmctl.registry.schema import (KINDS, RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
-                                    encode_non_finite)
+                                    encode_non_finite, load_json)
 
 STALE_AFTER_S = 120.0  # a run whose PID cannot be checked here and whose heartbeat is older than this is reaped
 MAX_RUN_ID = 2**63 - 1  # the largest id an SQL BIGINT holds
@@ -46,6 +46,18 @@ class RemovalPlan:
     orphaned_children: list[int]
     folders: list[Path] = field(default_factory=list)  # deleted only with files=True
     folder_bytes: int = 0
+
+
+@dataclass
+class ChildRow:
+    """A child run as listings need it (`Registry.child_rows`): plain values, no model object."""
+
+    id: int
+    name: str | None
+    status: str
+    error: str | None
+    extra: dict[str, Any]
+    values: dict[str, float | None]  # latest value of each key asked for that the run logged
 
 
 class Registry:
@@ -117,6 +129,23 @@ class Registry:
 
     def children(self, run_id: int) -> list[RunRecord]:
         return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
+
+    def child_rows(self, run_id: int, keys: Sequence[str]) -> list[ChildRow]:
+        """The children of a run, in id order, with the latest value of each metric in `keys`: two plain queries
+        joined on the parent (no model objects, no list of ids), so a sweep of 10k trials reads in a blink."""
+        if not self.exists:
+            return []
+        runs, latest = RunRecord.__table__.c, LatestMetric.__table__.c
+        with db.read(self.engine) as conn:
+            rows = {i: ChildRow(i, name, status, error, load_json(extra), {}) for i, name, status, error, extra in conn.execute(
+                select(runs.id, runs.name, runs.status, runs.error, runs.extra_json).where(runs.parent_id == run_id)
+                .order_by(runs.id))}
+            values = conn.execute(select(latest.run_id, latest.key, latest.value).join_from(
+                LatestMetric.__table__, RunRecord.__table__, runs.id == latest.run_id)
+                .where(runs.parent_id == run_id, latest.key.in_(list(keys))))
+            for child, key, value in values:
+                rows[child].values[key] = value
+        return list(rows.values())
 
     def child_statuses(self, run_id: int) -> dict[str, int]:
         """How many children of the run are in each status (one grouped count)."""

@@ -211,7 +211,19 @@ class Registry:
         stale = [row for row in running if is_stale(row)]
         if stale:
             db.write(self.engine, lambda conn: _mark_reaped(conn, stale))
+            self.remove_leftovers([row.id for row in stale])
         return [row.id for row in stale]
+
+    def remove_leftovers(self, run_ids: list[int] | None = None) -> list[Path]:
+        """Temporary files and staging folders that killed writers left in run folders (all of them when `run_ids`
+        is None, and the home itself): removed unless a live writer holds them (`paths.remove_leftovers`)."""
+        folders = [self.run_dir(i) for i in run_ids] if run_ids is not None else [self.home, *run_folders(self.home)]
+        removed = []
+        for folder in folders:
+            for parent, subfolders, _ in os.walk(folder) if folder != self.home else [(str(folder), [], [])]:
+                removed += paths.remove_leftovers(Path(parent))
+                subfolders[:] = [d for d in subfolders if not paths.is_leftover_name(d)]
+        return removed
 
     def removal_plan(self, ref: str | int, files: bool = False) -> RemovalPlan:
         """What removing a run deletes: its row, metric and artifact records, and with `files` its folder."""

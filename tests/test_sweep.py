@@ -89,7 +89,7 @@ def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, ho
     outcome = run_sweep(spec, home=home, jobs=1)
     assert [o.status for o in outcome.outcomes] == ["done"] * 4
     results = sweep_results(outcome.plan.sweep_id, home)
-    assert results.metric == "rms" and results.status == "done"
+    assert results.metric == "rms_median" and results.status == "done"
     values = [row.value for row in results.rows]
     assert values == sorted(values) and all(v > 0 for v in values)  # sorted best (lowest) first
     best = {(r.axes["sampler.steps"], r.axes["sampler.solver"]): r.value for r in results.rows}
@@ -222,3 +222,13 @@ def test_a_finished_sweep_missing_a_trial_runs_it_again(tmp_path, home, monkeypa
     assert again.plan.sweep_id == first.plan.sweep_id and len(again.outcomes) == 1
     assert registry.get(first.plan.sweep_id).status == "done"
     assert {t.status for t in registry.children(first.plan.sweep_id)} == {"done"}
+
+
+def test_a_sample_trial_on_an_analytic_model_logs_every_sampler_error_by_name(tmp_path, home):
+    from edmctl.evaluate import SAMPLER_ERRORS
+
+    spec = read_sweep(write_sweep(tmp_path, 'metric = "flips"\n[grid]\n"sampler.steps" = [4]\n'))
+    outcome = run_sweep(spec, home=home, jobs=1)
+    assert [o.status for o in outcome.outcomes] == ["done"] and sweep_results(outcome.plan.sweep_id, home).metric == "flips"
+    (trial,) = Registry(home).children(outcome.plan.sweep_id)
+    assert set(SAMPLER_ERRORS) | {"nfe", "seconds"} == set(Registry(home).metrics(trial.id))

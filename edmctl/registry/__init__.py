@@ -12,7 +12,7 @@ Record a run (every command does this around its work)::
         run.add_artifact(path, kind="samples", step=None)   # sha256 + bytes; path stored relative to home
         run.update(nfe=35, world_size=1, devices=["cpu"])   # run columns by name; other names go to `extra`
 
-- `kind`: train, sample, fid, sweep, ablate, reproduce. `parent`: a run id or ref (`run12`, `12`, `latest`):
+- `kind`: train, sample, fid, sweep, ablate, reproduce, import. `parent`: a run id or ref (`run12`, `12`, `latest`):
   a sample run's training run, a trial's sweep, the original of a reproduction.
 - Opening records the environment (host, pid, cwd, git commit + dirty flag with the diff as an `env`
   artifact, Python/torch/CUDA versions, devices, world size, a hash of the installed packages with the list as

@@ -134,3 +134,47 @@ def test_only_edmctls_own_repository_is_recorded_not_the_one_it_runs_in(tmp_path
 def test_fid_help_says_a_pt_detector_is_code(capsys, command):
     assert main(["fid", command, "--help"]) == 0
     assert "detector is code" in " ".join(capsys.readouterr().out.split())
+
+
+def _scheduler_with_one_worker(report: int) -> None:
+    """In a forked "scheduler": fork a "worker" that arms `die_with_parent`, report its pid, wait to be killed."""
+    import signal
+
+    from edmctl.sweep.scheduler import die_with_parent
+
+    scheduler = os.getpid()
+    worker = os.fork()
+    if worker == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a freshly spawned worker
+        die_with_parent(scheduler)
+        os.write(report, b"armed\n")
+        time.sleep(60)
+        os._exit(0)
+    os.write(report, f"{worker}\n".encode())
+    time.sleep(60)
+    os._exit(0)
+
+
+def test_a_sweep_worker_dies_with_its_scheduler_even_after_kill_9():
+    """An orphaned worker would go on claiming trials: it gets SIGTERM when its scheduler dies (its open trial
+    then ends `interrupted` through the run lifecycle)."""
+    import signal
+
+    from edmctl.registry.store import _pid_alive
+
+    read, write = os.pipe()
+    scheduler = os.fork()
+    if scheduler == 0:
+        os.close(read)
+        _scheduler_with_one_worker(write)
+    os.close(write)
+    with os.fdopen(read) as lines:
+        first, second = lines.readline().strip(), lines.readline().strip()
+        worker = int(first if first != "armed" else second)
+        assert _pid_alive(worker)
+        os.kill(scheduler, signal.SIGKILL)
+        os.waitpid(scheduler, 0)
+        deadline = time.time() + 10
+        while _pid_alive(worker) and time.time() < deadline:
+            time.sleep(0.02)
+    assert not _pid_alive(worker)

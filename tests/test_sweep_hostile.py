@@ -83,7 +83,7 @@ def test_a_metric_the_trials_do_not_record_is_refused_before_anything_is_recorde
 def test_sweep_show_lists_the_best_trials_and_says_how_many_more(tmp_path, home, capsys, monkeypatch):
     from edmctl.sweep import trials
 
-    monkeypatch.setitem(trials.TRIALS, "sample", lambda recipe, run, settings, device: {"rms": float(recipe.sampler.steps)})
+    monkeypatch.setitem(trials.TRIALS, "sample", lambda recipe, run, settings, device: {"rms_median": float(recipe.sampler.steps)})
     path = sweep_file(tmp_path, f'[grid]\n"sampler.steps" = {list(range(2, 9))}\n')
     assert main(["sweep", str(path), "--jobs", "1", "--limit", "3"]) == 0
     out = capsys.readouterr().out

@@ -155,17 +155,17 @@ def main() -> None:
              lambda: reg.latest_values([r.id for r in reg.list(limit=50)])),
             ("edmctl runs --where sampler.steps=18", lambda: cli("runs", "--where", "sampler.steps=18"),
              lambda: reg.list(where={"sampler.steps": "18"})),
-            ("edmctl runs --where s_tmax=inf", lambda: cli("runs", "--where", "sampler.s_tmax=inf"),
+            ("edmctl runs --where sampler.s_tmax=inf", lambda: cli("runs", "--where", "sampler.s_tmax=inf"),
              lambda: reg.list(where={"sampler.s_tmax": "inf"})),
             (f"edmctl show run{a}", lambda: cli("show", f"run{a}"),
              lambda: (reg.get(a), reg.metrics(a), reg.artifacts(a))),
             (f"edmctl compare run{a} run{b}", lambda: cli("compare", f"run{a}", f"run{b}"),
              lambda: compare(reg, [a, b])),
         ]
-        print(f"{'command (in-process)':34s} {'CLI+render':>11s} {'query':>9s}  target {TARGET_S} s")
+        print(f"{'command (in-process)':40s} {'CLI+render':>11s} {'query':>9s}  target {TARGET_S} s")
         for name, with_cli, query in rows:
             t_cli, t_query = timed(with_cli), timed(query)
-            print(f"{name:34s} {t_cli:10.3f}s {t_query:8.4f}s  {'ok' if t_cli < TARGET_S else 'SLOW'} "
+            print(f"{name:40s} {t_cli:10.3f}s {t_query:8.4f}s  {'ok' if t_cli < TARGET_S else 'SLOW'} "
                   f"({t_cli / TARGET_S:.2f} of target)")
 
         runs_each, keys, steps = 10, 20, 5

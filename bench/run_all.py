@@ -70,7 +70,7 @@ def solver_rows(output: str) -> list[Row]:
 
 def registry_rows(output: str) -> list[Row]:
     rows = [Row(f"{command} (CLI+render)", f"{float(seconds):.3f} s", "< 0.3 s", float(seconds) < 0.3)
-            for command, seconds in _number(r"^(edmctl \w+)\S*(?: \S+)*?\s+([\d.]+)s\s+[\d.]+s", output)]
+            for command, seconds in _number(r"^(edmctl .+?)\s{2,}([\d.]+)s\s+[\d.]+s", output)]
     (ratio,), = _number(r"concurrent / single throughput ratio: ([\d.]+)", output)
     errors = sum(int(e) for (e,) in _number(r"errors (\d+)$", output))
     return [*rows, Row("concurrent / single writer throughput", f"{ratio} ({errors} errors)", "0 errors", errors == 0)]
@@ -108,6 +108,11 @@ def sweep_rows(output: str) -> list[Row]:
     return rows
 
 
+def sweep_show_rows(output: str) -> list[Row]:
+    (trials, query, whole), = _number(r"sweep show, (\d+) trials: query ([\d.]+) s, command with rendering ([\d.]+) s", output)
+    return [Row(f"edmctl sweep show, {trials} trials (query {query} s)", f"{float(whole):.3f} s", "< 1 s", float(whole) < 1.0)]
+
+
 BENCHMARKS = [
     Benchmark("sampler_overhead", "sampling wall time / (NFE x one denoiser forward)",
               ["--threads", "1"], ["--threads", "1", "--repeats", "2", "--batch", "32"], sampler_rows),
@@ -123,6 +128,8 @@ BENCHMARKS = [
               [], ["--num", "256", "--repeats", "3"], fid_rows, one_thread=False),
     Benchmark("sweep_overhead", "sweep scheduler seconds per trial beyond the trials' own work",
               [], ["--trials", "8"], sweep_rows),
+    Benchmark("sweep_show", "edmctl sweep show seconds on a big sweep (query + rendering)",
+              [], ["--trials", "2000"], sweep_show_rows),
 ]
 
 

@@ -1,7 +1,20 @@
-"""Where edmctl keeps things: the home (registry and run folders) and the cache (detector weights)."""
+"""Where edmctl keeps things: the home (registry and run folders) and the cache (detector weights); how files
+are written there.
 
+Every file is written through a temporary file in the target's folder, then renamed (`atomic_open`). The
+temporary name is random and created exclusively without following links (`tempfile.mkstemp`: O_EXCL |
+O_NOFOLLOW), so a link planted at a predictable name cannot redirect a write. Files and folders get the modes
+the user's umask gives (mkstemp and mkdtemp alone would make them private, 0600 / 0700). A writer holds an
+exclusive lock (flock) on its temporary file or staging folder while it works; `remove_leftovers` removes those
+whose lock nobody holds (their writer was killed), never one in use, in any container sharing the folder.
+"""
+
+import fcntl
 import hashlib
 import os
+import shutil
+import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -28,21 +41,116 @@ def make_dirs(folder: Path) -> Path:
     return folder
 
 
+TEMP_SUFFIX = ".tmp"  # temporary files: .<name>.<random>.tmp
+STAGING_MARK = ".staging-"  # staging folders: .<name>.staging-<random>
+NAME_KEEP = 100  # characters of the target's name kept in a temporary name (a name may be up to 255 bytes)
+LEFTOVER_AGE_S = 10.0  # a leftover younger than this may be one whose writer has not locked it yet
+
+
+def umask() -> int:
+    """The process's umask (from /proc where there is one; else set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode `open()` would give a new file: 0666 less the umask."""
+    return 0o666 & ~umask()
+
+
 @contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
-    """A binary file at a temporary name in `path`'s folder; when the block ends without an error it is fsynced and
-    renamed to `path`, else removed: never half a file under the real name."""
+    """A binary file at a random temporary name in `path`'s folder (created exclusively, never through a link,
+    locked while open, with the umask's mode); when the block ends without an error it is fsynced and renamed to
+    `path`, else removed: never half a file under the real name. Leftovers of killed writers of the same name
+    are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    make_dirs(path.parent)
+    remove_leftovers(path.parent, prefix=f".{path.name[:NAME_KEEP]}.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:NAME_KEEP]}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    f = open(tmp, "wb", opener=lambda _name, _flags: fd)
+    renamed = False
     try:
-        with open(tmp, "wb") as f:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.fchmod(fd, file_mode())
+        with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        renamed = True
     finally:
-        tmp.unlink(missing_ok=True)
+        f.close()
+        if not renamed:
+            Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A new folder beside `target` (random name, the umask's mode, locked while in use) for building `target`'s
+    content before renaming it into place; removed at the end unless renamed away. Staging folders of killed
+    writers of the same target are removed first."""
+    target = Path(target)
+    make_dirs(target.parent)
+    remove_leftovers(target.parent, prefix=f".{target.name[:NAME_KEEP]}.")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:NAME_KEEP]}{STAGING_MARK}", dir=target.parent))
+    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.chmod(staging, 0o777 & ~umask())
+        yield staging
+    finally:
+        os.close(fd)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_leftover_name(name: str) -> bool:
+    """A temporary file or staging folder name of `atomic_open` / `staging_dir`."""
+    return name.startswith(".") and (name.endswith(TEMP_SUFFIX) or STAGING_MARK in name)
+
+
+def _abandoned(entry: os.DirEntry) -> bool:
+    """Older than `LEFTOVER_AGE_S` and nobody holds its lock (its writer is gone); a planted link counts too."""
+    try:
+        if entry.is_symlink():
+            return True
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime < LEFTOVER_AGE_S:
+            return False
+        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if entry.is_dir(follow_symlinks=False) else 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False  # locked: its writer is alive
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(folder: Path, prefix: str = ".") -> list[Path]:
+    """Remove the temporary files and staging folders in `folder` (names starting with `prefix`) that killed
+    writers left behind (see `_abandoned`); returns what was removed."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and is_leftover_name(e.name)]
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if _abandoned(entry):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

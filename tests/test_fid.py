@@ -50,7 +50,6 @@ def env(tmp_path, monkeypatch):
     """An empty cache and home, and no network: any download attempt fails at once."""
     monkeypatch.setenv("EDMCTL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(weights, "cleanfid_dirs", lambda: [tmp_path / "cleanfid"])
     attempts = []
 
     def no_network(url, *a, **k):
@@ -180,6 +179,25 @@ def test_a_download_is_renamed_only_when_complete_and_loadable(tmp_path, detecto
     with pytest.raises(Exception):
         weights.download(corrupt.as_uri(), tmp_path / "out" / "bad.pt")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["w.pt"]
+
+
+def test_inception_weights_are_looked_up_only_in_the_cache_and_only_with_the_known_sha256(env, detector_path, capsys):
+    """A TorchScript file is code: a file of another sha256 at the right name is refused, never loaded."""
+    assert weights.inception_path() == env["tmp"] / "cache" / weights.INCEPTION_FILE
+    planted = env["tmp"] / "cache" / weights.INCEPTION_FILE
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(detector_path.read_bytes())
+    with pytest.raises(UserError, match=f"has sha256 .*, not the known {weights.INCEPTION_SHA256}"):
+        load_detector("inception", "edm")
+    assert env["downloads"] == []
+
+
+def test_a_download_of_another_sha256_is_refused_and_leaves_nothing(tmp_path, detector_path):
+    with pytest.raises(ValueError, match="not " + "0" * 64):
+        weights.download(detector_path.as_uri(), tmp_path / "out" / "w.pt", sha256="0" * 64)
+    assert list((tmp_path / "out").iterdir()) == []
+    sha = weights.paths.file_sha256(detector_path)
+    assert weights.download(detector_path.as_uri(), tmp_path / "out" / "w.pt", sha256=sha).is_file()
 
 
 def test_weights_sha256_is_cached_by_path_mtime_and_size(env, tmp_path):

@@ -80,7 +80,7 @@ def test_runs_rm_says_what_it_deletes(home, capsys):
 
 def test_runs_reap_reports_nothing_to_reap(home, capsys):
     code, out, _ = run_cli(capsys, "runs", "reap", "--json")
-    assert code == 0 and json.loads(out) == {"reaped": []}
+    assert code == 0 and json.loads(out) == {"reaped": [], "removed_leftovers": []}
 
 
 @pytest.mark.parametrize("argv", [

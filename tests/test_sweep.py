@@ -170,7 +170,7 @@ def _logged_trial(log: str, recipe, run) -> dict[str, float]:
     with open(log, "a") as f:
         f.write(f"{run.id}\n")
     time.sleep(0.05)  # long enough for the processes to interleave
-    return {"rms": float(recipe.sampler.steps)}
+    return {"rms_median": float(recipe.sampler.steps)}
 
 
 def _sweep_process(path: str, home: str, log: str, barrier, codes) -> None:

@@ -66,3 +66,26 @@ def progress_bar(description: str, total: float, count: str | None = None, extra
                *(TextColumn(column) for column in extra), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as bar:
         yield RateBar(bar, bar.add_task(description, total=total, rate="", **fields), rate)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (),
+               style_of: Callable[[int, str], str | None] = lambda column, value: None):
+    """Rows as aligned lines (a rich Group of one Text per line): every column padded to its widest cell, one
+    space apart, the header bold, a cell styled by `style_of(column, value)`. Fast for 10k rows, where a rich
+    Table measures and wraps every cell (a minute). Nothing is cut: a line wider than the terminal wraps."""
+    from rich.cells import cell_len
+    from rich.console import Group
+    from rich.text import Text
+
+    widths = [max([cell_len(header[c]), *(cell_len(row[c]) for row in rows)]) for c in range(len(header))]
+    right, lines = set(right), []
+    for index, row in enumerate([header, *rows]):
+        line = Text(style="bold" if index == 0 else "")
+        for c, value in enumerate(row):
+            fill = " " * (widths[c] - cell_len(value))
+            line.append(" " if c else "")
+            line.append(fill if c in right else "")
+            line.append(value, style=style_of(c, value) if index else None)
+            line.append("" if c in right or c == len(row) - 1 else fill)
+        lines.append(line)
+    return Group(*lines)

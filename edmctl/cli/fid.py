@@ -21,7 +21,9 @@ from edmctl.cli.sample import sampler_overrides
 from edmctl.errors import UserError
 
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode.")]
-DetectorOpt = Annotated[str, typer.Option("--detector", help="inception, pixels, or the path of a TorchScript .pt mapping uint8 NCHW images to features.")]
+DETECTOR_IS_CODE = "A .pt detector is code (TorchScript runs with your rights): use only files you trust."
+DetectorOpt = Annotated[str, typer.Option("--detector", help="inception, pixels, or the path of a TorchScript .pt mapping "
+                                          f"uint8 NCHW images to features. {DETECTOR_IS_CODE}")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per detector batch.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device for the detector (default: cuda when available, else cpu).")]
 
@@ -79,7 +81,8 @@ def measure(
     ref_path: Annotated[Path | None, typer.Option("--ref", help="Reference statistics (.npz with mu, sigma; EDM's files work). Default for a run: its recipe's eval.ref.")] = None,
     num: Annotated[int | None, typer.Option("--num", help="Images per measurement (default: all for a folder; eval.num for a run).")] = None,
     repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Seed blocks of --num images, the minimum reported (the paper: 3); runs only. Default: eval.repeats.")] = None,
-    detector: Annotated[str | None, typer.Option("--detector", help="inception, pixels, or a TorchScript .pt mapping uint8 NCHW to features (default: eval.detector for a run, else inception).")] = None,
+    detector: Annotated[str | None, typer.Option("--detector", help="inception, pixels, or a TorchScript .pt mapping uint8 NCHW to features (default: eval.detector for a run, "
+                                                                   f"else inception). {DETECTOR_IS_CODE}")] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode. Default: eval.protocol for a run, else edm.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Images per batch (default: eval.batch for a run, else 64).")] = None,
     solver: sampler_flag("--solver", "euler, heun, dpm2, lms or dpmpp-2m", str) = None,

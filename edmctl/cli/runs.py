@@ -161,10 +161,14 @@ def append_line(text, values: dict[str, str], widths: dict[str, int], style: str
 
 @runs_app.command("reap")
 def reap(as_json: JsonOpt = False) -> None:
-    """Mark interrupted the running runs whose process is gone (or whose host stopped beating)."""
-    reaped = registry().reap()
-    emit({"reaped": [f"run{i}" for i in reaped]}, as_json,
-         lambda: out.print(f"reaped {len(reaped)} run(s)" + (": " + ", ".join(f"run{i}" for i in reaped) if reaped else "")))
+    """Mark interrupted the running runs whose process is gone (or whose host stopped beating), and remove the
+    temporary files and staging folders killed writers left in run folders."""
+    reg = registry()
+    reaped = reg.reap()
+    removed = reg.remove_leftovers() if reg.exists else []
+    emit({"reaped": [f"run{i}" for i in reaped], "removed_leftovers": [str(p) for p in removed]}, as_json,
+         lambda: out.print(f"reaped {len(reaped)} run(s)" + (": " + ", ".join(f"run{i}" for i in reaped) if reaped else "")
+                           + f"; removed {len(removed)} leftover temporary file(s) or folder(s)", highlight=False))
 
 
 @runs_app.command("rm")

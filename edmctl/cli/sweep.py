@@ -4,15 +4,21 @@
 recorded; the results are a table sorted by the sweep's metric and a plot saved with the sweep run.
 """
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable, Iterator
 
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, emit, err, out, text_table
 from edmctl.errors import CheckFailed
 
+LimitOpt = Annotated[int, typer.Option("--limit", min=0, metavar="N",
+                     help="Show the first N trials (best first); 0 shows all. --json lists every trial.")]
+DEFAULT_LIMIT = 50
+MaxTrialsOpt = Annotated[int | None, typer.Option("--max-trials", min=1, metavar="N",
+                         help="Allow up to N trials (default cap: 10,000; a bigger sweep is refused before it is built).")]
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 
 
@@ -33,24 +39,23 @@ def _fmt(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def render_results(results) -> None:
-    """The trials as a rich table, best first, then where the plot is."""
-    from rich.table import Table
-
+def render_results(results, limit: int = DEFAULT_LIMIT) -> None:
+    """The first `limit` trials (0: all) best first as aligned lines (status coloured), under a title line."""
     axes = results.axes
-    table = Table(title=f"sweep {results.name or ''} run{results.sweep_id} ({results.status}): "
-                        f"{results.metric}, {results.direction} is best", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("run")
-    for axis in axes:
-        table.add_column(axis.rsplit(".", 1)[-1], justify="right")
-    for name in (results.metric, "nfe", "s", "status"):
-        table.add_column(name, justify="right" if name != "status" else "left")
-    for rank, row in enumerate(results.rows, 1):
-        style = STATUS_STYLE.get(row.status, "")
-        table.add_row(str(rank), f"run{row.run_id}", *(_fmt(row.axes.get(a)) for a in axes), _fmt(row.value),
-                      _fmt(row.nfe), _fmt(row.seconds, 3), f"[{style}]{row.status}[/]")
-    out.print(table)
+    header = ["#", "run", *(axis.rsplit(".", 1)[-1] for axis in axes), results.metric, "nfe", "s", "status"]
+    lines = [[str(rank), f"run{row.run_id}", *(_fmt(row.axes.get(a)) for a in axes), _fmt(row.value), _fmt(row.nfe),
+              _fmt(row.seconds, 3), row.status] for rank, row in enumerate(results.rows[:limit or None], 1)]
+    out.print(f"sweep {results.name or ''} run{results.sweep_id} ({results.status}): {results.metric}, "
+              f"{results.direction} is best", highlight=False, markup=False)
+    status_column = len(header) - 1
+    out.print(text_table(header, lines, right=[0, *range(2, status_column)],
+                         style_of=lambda c, v: STATUS_STYLE.get(v) if c == status_column else None), highlight=False)
+    _more(len(results.rows), len(lines))
+
+
+def _more(total: int, shown: int) -> None:
+    if shown < total:
+        out.print(f"... and {total - shown} more trial(s); --limit 0 shows all, --json lists every one.", highlight=False)
 
 
 def _print_failures(rows) -> None:
@@ -63,74 +68,95 @@ def run(
     sweep_file: Annotated[Path, typer.Argument(help="The sweep TOML (base recipe, trial kind, [grid]/[zip]/[random]).")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel worker processes (default: one per GPU, else 1).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials (each validated) and record nothing.")] = False,
+    max_trials: MaxTrialsOpt = None,
+    limit: LimitOpt = DEFAULT_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate every trial, record them, run those not done yet; table sorted by the metric; exit 1 if any failed."""
-    from edmctl.sweep import plan_sweep, read_sweep, run_sweep, sweep_results
+    from edmctl.sweep import read_sweep, run_sweep, sweep_results
+    from edmctl.sweep.expand import MAX_TRIALS, check_count, iter_trials
 
     spec = read_sweep(sweep_file)
+    cap = max_trials or MAX_TRIALS
     if dry_run:
-        trials = plan_sweep(spec)
-        doc = {"sweep": str(sweep_file), "trial": spec.trial, "metric": spec.metric, "count": len(trials),
-               "trials": [{"index": t.index, "axes": t.axes, "recipe_hash": t.recipe.hash()} for t in trials]}
-        emit(doc, as_json, lambda: _render_dry_run(spec, trials))
+        with validation_progress(check_count(spec, cap)) as progress:
+            rows = [{"index": t.index, "axes": t.axes, "recipe_hash": t.recipe.hash()}
+                    for t in iter_trials(spec, cap, progress)]
+        doc = {"sweep": str(sweep_file), "trial": spec.trial, "metric": spec.metric, "count": len(rows), "trials": rows}
+        emit(doc, as_json, lambda: _render_dry_run(spec, rows, limit))
         return
 
     def progress(outcome) -> None:
         word = "[green]done[/]" if outcome.status == "done" else f"[red]failed[/] {outcome.error}"
         err.print(f"run{outcome.trial_id}: {word}", highlight=False)
 
-    outcome = run_sweep(spec, jobs=jobs, on_outcome=progress)
+    with validation_progress(check_count(spec, cap)) as validated:
+        outcome = run_sweep(spec, jobs=jobs, on_outcome=progress, max_trials=cap, on_progress=validated)
     skipped = len(outcome.plan.skipped["done"])
     if skipped:
         err.print(f"resumed: {skipped} finished trial(s) skipped", highlight=False)
     if outcome.plan.skipped["running"]:
         err.print(f"{len(outcome.plan.skipped['running'])} trial(s) are running in another process; not started here")
     results = sweep_results(outcome.plan.sweep_id)
-    emit(results.as_dict(), as_json, lambda: render_results(results))
+    emit(results.as_dict(), as_json, lambda: render_results(results, limit))
     failed = [r for r in results.rows if r.status in ("failed", "interrupted")]
     if failed:
         _print_failures(failed)
         raise CheckFailed(f"{len(failed)} of {len(results.rows)} trials failed; run the same sweep again to rerun them.")
 
 
-def _render_dry_run(spec, trials) -> None:
-    from rich.table import Table
+PROGRESS_FROM = 500  # sweeps with at least this many trials show a progress bar while they are validated
 
-    table = Table(title=f"{spec.path}: {len(trials)} {spec.trial} trials, metric {spec.metric}", title_justify="left")
-    table.add_column("#", justify="right")
-    for axis in spec.axes():
-        table.add_column(axis, justify="right")
-    table.add_column("recipe hash")
-    for trial in trials:
-        table.add_row(str(trial.index), *(_fmt(trial.axes.get(a)) for a in spec.axes()), trial.recipe.hash()[:12])
-    out.print(table)
+
+@contextmanager
+def validation_progress(total: int) -> Iterator[Callable[[int, int], None]]:
+    """`on_progress(done, total)` for expanding a sweep: a bar on stderr for big sweeps, else nothing."""
+    if total < PROGRESS_FROM:
+        yield lambda done, total: None
+        return
+    from edmctl.cli.common import progress_bar
+
+    with progress_bar("validating trials", total, rate=lambda speed: f"{speed:.0f} trials/s") as bar:
+        yield lambda done, total: bar.update(completed=done) if done % 100 == 0 or done == total else None
+
+
+def _render_dry_run(spec, rows, limit: int) -> None:
+    """The first `limit` trials (0: all) as aligned lines under a title line."""
+    header = ["#", *spec.axes(), "recipe hash"]
+    lines = [[str(r["index"]), *(_fmt(r["axes"].get(a)) for a in spec.axes()), r["recipe_hash"][:12]]
+             for r in rows[:limit or None]]
+    out.print(f"{spec.path}: {len(rows)} {spec.trial} trials, metric {spec.metric}", highlight=False, markup=False)
+    out.print(text_table(header, lines, right=range(len(header) - 1)), highlight=False)
+    _more(len(rows), len(lines))
 
 
 @app.command("show")
 def show(
     sweep: Annotated[str, typer.Argument(help="A sweep run (run12, 12, latest) or the sweep file it ran.")],
+    max_trials: MaxTrialsOpt = None,
+    limit: LimitOpt = DEFAULT_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """A sweep's trials sorted by its metric, with each one's status, and where its plot is."""
     from edmctl.sweep import sweep_results
 
-    results = sweep_results(_sweep_ref(sweep))
-    emit(results.as_dict(), as_json, lambda: render_results(results))
+    results = sweep_results(_sweep_ref(sweep, max_trials))
+    emit(results.as_dict(), as_json, lambda: render_results(results, limit))
 
 
-def _sweep_ref(sweep: str) -> str | int:
+def _sweep_ref(sweep: str, max_trials: int | None) -> str | int:
     """A run reference as given, or the sweep run recorded for a sweep file."""
     if not sweep.endswith(".toml"):
         return sweep
     from edmctl.errors import UserError
     from edmctl.registry import Registry
     from edmctl.sweep import plan_sweep, read_sweep
+    from edmctl.sweep.expand import MAX_TRIALS
     from edmctl.sweep.runner import find_sweep
     from edmctl.sweep.spec import sweep_hash
 
     spec = read_sweep(sweep)
-    found = find_sweep(Registry(), sweep_hash(spec, [t.recipe.hash() for t in plan_sweep(spec)]))
+    found = find_sweep(Registry(), sweep_hash(spec, [t.recipe.hash() for t in plan_sweep(spec, max_trials or MAX_TRIALS)]))
     if found is None:
         raise UserError(f"{sweep} has not been run yet (no sweep run records it); run `edmctl sweep {sweep}`.")
     return found.id

@@ -96,19 +96,14 @@ def _name_version(dist: metadata.Distribution) -> tuple[str | None, str | None]:
 
 
 def _add_git(env: Environment) -> None:
-    """The commit and dirty flag of the repository holding the edmctl source (and of the cwd, if another)."""
+    """The commit, dirty flag and uncommitted diff of the repository holding the edmctl package itself. Only that
+    one: the repository edmctl happens to run in (the cwd) may hold anything, secrets included, and is not read."""
     package_repo = find_repo(Path(__file__).resolve().parent)
-    cwd_repo = find_repo(Path.cwd())
     if package_repo is not None and shutil.which("git"):
         commit, diff = git_state(package_repo)
         env.columns.update(git_commit=commit, git_dirty=bool(diff))
         if diff:
             env.files["git.diff"] = diff
-    if cwd_repo is not None and cwd_repo != package_repo and shutil.which("git"):
-        commit, diff = git_state(cwd_repo)
-        env.extra["cwd_git"] = {"repo": str(cwd_repo), "commit": commit, "dirty": bool(diff)}
-        if diff:
-            env.files["cwd_git.diff"] = diff
 
 
 def find_repo(start: Path) -> Path | None:

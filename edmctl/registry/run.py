@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from edmctl.errors import UserError
-from edmctl.paths import file_sha256
+from edmctl.paths import atomic_write_bytes, file_sha256
 from edmctl.registry import db, environment, writes
 from edmctl.registry.schema import ARTIFACT_KINDS, KINDS
 from edmctl.registry.store import Registry
@@ -144,8 +144,7 @@ def _save_environment(run: Run, env_files: dict[str, bytes]) -> None:
     """The git diff and the installed-package list, as `env` artifacts under run{id}/env/."""
     for name, data in env_files.items():
         target = run.dir / "env" / name
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(data)
+        atomic_write_bytes(target, data)
         run.add_artifact(target, kind="env")
 
 

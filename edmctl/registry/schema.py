@@ -188,7 +188,8 @@ def dump_json(value: Any, sort_keys: bool = False) -> str:
 
 def load_json(text: str) -> Any:
     """A recipe or extra column decoded, non-finite floats restored (older rows' `Infinity` is read as well)."""
-    return decode_non_finite(json.loads(text))
+    value = json.loads(text)
+    return decode_non_finite(value) if any(f'"{name}"' in text for name in NON_FINITE) else value
 
 
 def finite_or_none(value: float) -> Optional[float]:

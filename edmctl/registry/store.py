@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
@@ -28,7 +28,7 @@ from edmctl import paths
 from edmctl.errors import UserError
 from edmctl.registry import db, environment, migrations, writes
 from edmctl.registry.schema import (KINDS, RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
-                                    encode_non_finite)
+                                    encode_non_finite, load_json)
 
 STALE_AFTER_S = 120.0  # a run whose PID cannot be checked here and whose heartbeat is older than this is reaped
 MAX_RUN_ID = 2**63 - 1  # the largest id an SQL BIGINT holds
@@ -46,6 +46,18 @@ class RemovalPlan:
     orphaned_children: list[int]
     folders: list[Path] = field(default_factory=list)  # deleted only with files=True
     folder_bytes: int = 0
+
+
+@dataclass
+class ChildRow:
+    """A child run as listings need it (`Registry.child_rows`): plain values, no model object."""
+
+    id: int
+    name: str | None
+    status: str
+    error: str | None
+    extra: dict[str, Any]
+    values: dict[str, float | None]  # latest value of each key asked for that the run logged
 
 
 class Registry:
@@ -118,6 +130,23 @@ class Registry:
     def children(self, run_id: int) -> list[RunRecord]:
         return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
 
+    def child_rows(self, run_id: int, keys: Sequence[str]) -> list[ChildRow]:
+        """The children of a run, in id order, with the latest value of each metric in `keys`: two plain queries
+        joined on the parent (no model objects, no list of ids), so a sweep of 10k trials reads in a blink."""
+        if not self.exists:
+            return []
+        runs, latest = RunRecord.__table__.c, LatestMetric.__table__.c
+        with db.read(self.engine) as conn:
+            rows = {i: ChildRow(i, name, status, error, load_json(extra), {}) for i, name, status, error, extra in conn.execute(
+                select(runs.id, runs.name, runs.status, runs.error, runs.extra_json).where(runs.parent_id == run_id)
+                .order_by(runs.id))}
+            values = conn.execute(select(latest.run_id, latest.key, latest.value).join_from(
+                LatestMetric.__table__, RunRecord.__table__, runs.id == latest.run_id)
+                .where(runs.parent_id == run_id, latest.key.in_(list(keys))))
+            for child, key, value in values:
+                rows[child].values[key] = value
+        return list(rows.values())
+
     def child_statuses(self, run_id: int) -> dict[str, int]:
         """How many children of the run are in each status (one grouped count)."""
         if not self.exists:
@@ -182,7 +211,19 @@ class Registry:
         stale = [row for row in running if is_stale(row)]
         if stale:
             db.write(self.engine, lambda conn: _mark_reaped(conn, stale))
+            self.remove_leftovers([row.id for row in stale])
         return [row.id for row in stale]
+
+    def remove_leftovers(self, run_ids: list[int] | None = None) -> list[Path]:
+        """Temporary files and staging folders that killed writers left in run folders (all of them when `run_ids`
+        is None, and the home itself): removed unless a live writer holds them (`paths.remove_leftovers`)."""
+        folders = [self.run_dir(i) for i in run_ids] if run_ids is not None else [self.home, *run_folders(self.home)]
+        removed = []
+        for folder in folders:
+            for parent, subfolders, _ in os.walk(folder) if folder != self.home else [(str(folder), [], [])]:
+                removed += paths.remove_leftovers(Path(parent))
+                subfolders[:] = [d for d in subfolders if not paths.is_leftover_name(d)]
+        return removed
 
     def removal_plan(self, ref: str | int, files: bool = False) -> RemovalPlan:
         """What removing a run deletes: its row, metric and artifact records, and with `files` its folder."""

@@ -5,8 +5,6 @@
 
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 from PIL import Image
 
 from edmctl.errors import UserError
+from edmctl.paths import staging_dir
 
 SAMPLES_NPZ = "samples.npz"
 GRID_PNG = "grid.png"
@@ -85,15 +84,11 @@ def write_samples(out_dir: Path, samples, seeds: list[int]) -> list[Path]:
     out_dir = Path(out_dir)
     samples = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
     check_writable(out_dir, samples.shape[1])
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
-    try:
+    with staging_dir(out_dir) as staging:
         names = write_files(staging, samples, seeds)
         if out_dir.exists():
             for name in names:
                 os.replace(staging / name, out_dir / name)
         else:
             os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in names]

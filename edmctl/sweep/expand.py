@@ -9,7 +9,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from edmctl.errors import UserError
 from edmctl.recipe import Recipe, validate
@@ -21,6 +21,7 @@ DISTRIBUTIONS: dict[str, Callable[[random.Random, dict], Any]] = {
     "int": lambda rng, d: rng.randint(d["low"], d["high"]),
 }
 PARAMETERS = {"choice": ("values",), "uniform": ("low", "high"), "log-uniform": ("low", "high"), "int": ("low", "high")}
+MAX_TRIALS = 10_000  # a sweep with more trials is refused unless `--max-trials` raises the cap
 
 
 @dataclass
@@ -39,28 +40,61 @@ def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_distribution(key: str, dist: Any, path: Path) -> None:
+    """One `[random]` field: a known `dist` with its parameters, of the right types, low <= high."""
+    kind = dist.get("dist") if isinstance(dist, dict) else None
+    if kind not in DISTRIBUTIONS:
+        raise UserError(f"{path}: [random] {key} must be {{ dist = ... }} with dist one of {', '.join(DISTRIBUTIONS)}, got {dist!r}.")
+    missing = [p for p in PARAMETERS[kind] if p not in dist]
+    if missing:
+        raise UserError(f"{path}: [random] {key}: dist = {kind!r} needs {', '.join(missing)}.")
+    if kind == "choice":
+        if not isinstance(dist["values"], list) or not dist["values"]:
+            raise UserError(f"{path}: [random] {key}: dist = \"choice\" needs values = a non-empty list, got {dist['values']!r}.")
+        return
+    low, high = dist["low"], dist["high"]
+    exact = kind == "int"
+    if not all((isinstance(v, int) and not isinstance(v, bool)) if exact else _is_number(v) for v in (low, high)):
+        kind_text = "integers" if exact else "finite numbers"
+        raise UserError(f"{path}: [random] {key}: dist = {kind!r} needs low and high {kind_text}, got low={low!r}, high={high!r}.")
+    if low > high or (kind == "log-uniform" and low <= 0):
+        raise UserError(f"{path}: [random] {key}: dist = {kind!r} needs {'0 < ' if kind == 'log-uniform' else ''}low <= high, "
+                        f"got low={low!r}, high={high!r}.")
+
+
 def check_random(table: dict[str, Any], path: Path) -> None:
     """`[random]`: n >= 1, an integer seed, and for each field a distribution with its parameters."""
     if not table:
         return
     n, seed = table.get("n"), table.get("seed", 0)
-    if not isinstance(n, int) or n < 1 or not isinstance(seed, int):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(seed, int) or isinstance(seed, bool):
         raise UserError(f"{path}: [random] needs n = an integer >= 1 and seed = an integer (got n={n!r}, seed={seed!r}).")
     for key, dist in table.items():
-        if key in ("n", "seed"):
-            continue
-        kind = dist.get("dist") if isinstance(dist, dict) else None
-        if kind not in DISTRIBUTIONS:
-            raise UserError(f"{path}: [random] {key} must be {{ dist = ... }} with dist one of {', '.join(DISTRIBUTIONS)}, got {dist!r}.")
-        missing = [p for p in PARAMETERS[kind] if p not in dist]
-        if missing:
-            raise UserError(f"{path}: [random] {key}: dist = {kind!r} needs {', '.join(missing)}.")
-        if kind == "log-uniform" and not 0 < dist["low"] <= dist["high"]:
-            raise UserError(f"{path}: [random] {key}: log-uniform needs 0 < low <= high.")
+        if key not in ("n", "seed"):
+            check_distribution(key, dist, path)
 
 
-def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+def count_trials(spec) -> int:
+    """How many assignments the sweep has (grid points × zip rows × random draws), without building them."""
+    return math.prod(len(values) for values in spec.grid.values()) * max(1, len(next(iter(spec.zip.values()), []))) \
+        * (spec.random.get("n", 1) if spec.random else 1)
+
+
+def check_count(spec, max_trials: int) -> int:
+    """The number of trials, refused (UserError) above `max_trials` before any is built."""
+    count = count_trials(spec)
+    if count > max_trials:
+        raise UserError(f"{spec.path} has {count:,} trials, more than the cap of {max_trials:,}; shrink the grid, or "
+                        f"pass --max-trials {count} if you mean it.")
+    return count
+
+
+def grid_points(grid: dict[str, list]) -> Iterator[dict[str, Any]]:
+    return (dict(zip(grid, values)) for values in itertools.product(*grid.values()))
 
 
 def zip_rows(zipped: dict[str, list]) -> list[dict[str, Any]]:
@@ -76,12 +110,6 @@ def random_draws(table: dict[str, Any]) -> list[dict[str, Any]]:
     rng = random.Random(table.get("seed", 0))
     fields = {key: dist for key, dist in table.items() if key not in ("n", "seed")}
     return [{key: DISTRIBUTIONS[dist["dist"]](rng, dist) for key, dist in fields.items()} for _ in range(table["n"])]
-
-
-def assignments(spec) -> list[dict[str, Any]]:
-    """Every trial's swept values: grid points × zip rows × random draws."""
-    blocks = (grid_points(spec.grid), zip_rows(spec.zip), random_draws(spec.random))
-    return [{**g, **z, **r} for g, z, r in itertools.product(*blocks)]
 
 
 def set_field(raw: dict, dotted: str, value: Any, where: str) -> None:
@@ -106,12 +134,27 @@ def trial_recipe(spec, axes: dict[str, Any], index: int) -> Recipe:
     return validate(raw, f"{spec.base_origin} in {spec.path} trial {index} ({shown or 'base'})", origin)
 
 
-def expand(spec) -> list[Trial]:
-    """Every trial of the sweep, validated before anything runs; repeated recipes are kept once (first wins)."""
-    trials, seen = [], set()
-    for axes in assignments(spec):
-        recipe = trial_recipe(spec, axes, len(trials))
+def assignments(spec) -> Iterator[dict[str, Any]]:
+    """Every trial's swept values, one at a time: grid points × zip rows × random draws."""
+    rows, draws = zip_rows(spec.zip), random_draws(spec.random)
+    return ({**g, **z, **r} for g in grid_points(spec.grid) for z in rows for r in draws)
+
+
+def iter_trials(spec, max_trials: int = MAX_TRIALS,
+                on_progress: Callable[[int, int], None] = lambda done, total: None) -> Iterator[Trial]:
+    """Every trial of the sweep, validated, one at a time; repeated recipes are kept once (first wins). Refused
+    before any is built above `max_trials`; `on_progress(done, total)` after each assignment."""
+    total = check_count(spec, max_trials)
+    seen: set[str] = set()
+    for done, axes in enumerate(assignments(spec), 1):
+        recipe = trial_recipe(spec, axes, len(seen))
         if recipe.hash() not in seen:
             seen.add(recipe.hash())
-            trials.append(Trial(len(trials), axes, recipe))
-    return trials
+            yield Trial(len(seen) - 1, axes, recipe)
+        on_progress(done, total)
+
+
+def expand(spec, max_trials: int = MAX_TRIALS,
+           on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[Trial]:
+    """Every trial of the sweep, validated before anything runs (see `iter_trials`)."""
+    return list(iter_trials(spec, max_trials, on_progress))

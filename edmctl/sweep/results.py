@@ -51,10 +51,6 @@ def sort_key(direction: str):
     return lambda row: (row.value is None, sign * row.value if row.value is not None else 0.0, row.run_id)
 
 
-def _value(metrics: dict, key: str) -> float | None:
-    return metrics[key].value if key in metrics else None
-
-
 def sweep_results(sweep_ref, home=None) -> SweepResults:
     """Every trial of a sweep run with its status and metric, sorted best first."""
     from edmctl.errors import UserError
@@ -67,10 +63,9 @@ def sweep_results(sweep_ref, home=None) -> SweepResults:
         raise UserError(f"{sweep.label} is a {sweep.kind} run, not a sweep; `edmctl runs --kind sweep` lists the sweeps.")
     settings = sweep.extra.get("settings", {})
     metric, direction = settings.get("metric", "fid"), settings.get("direction", "min")
-    children = registry.children(sweep.id)
-    metrics = registry.latest_metrics([c.id for c in children])
-    rows = [Row(c.id, c.name or c.label, c.extra.get("axes", {}), c.status, _value(metrics[c.id], metric),
-                _value(metrics[c.id], "nfe"), _value(metrics[c.id], "seconds"), c.error) for c in children]
+    rows = [Row(c.id, c.name or f"run{c.id}", c.extra.get("axes", {}), c.status, c.values.get(metric),
+                c.values.get("nfe"), c.values.get("seconds"), c.error)
+            for c in registry.child_rows(sweep.id, [metric, "nfe", "seconds"])]
     rows.sort(key=sort_key(direction))
     return SweepResults(sweep.id, sweep.name, sweep.status, metric, direction, sweep.extra.get("axes", []), rows)
 

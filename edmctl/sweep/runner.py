@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edmctl.errors import CheckFailed
-from edmctl.sweep.expand import Trial, expand
+from edmctl.sweep.expand import MAX_TRIALS, Trial, expand
 from edmctl.sweep.scheduler import Outcome, run_trials
 from edmctl.sweep.spec import SweepSpec, sweep_hash
 
@@ -88,9 +88,11 @@ def check_inputs(spec: SweepSpec) -> None:
     check_metric(spec.settings())
 
 
-def plan_sweep(spec: SweepSpec) -> list[Trial]:
-    """Every trial, validated (a UserError names the first invalid one); nothing is recorded."""
-    return expand(spec)
+def plan_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS,
+               on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[Trial]:
+    """Every trial, validated (a UserError names the first invalid one, or a count above `max_trials`); nothing
+    is recorded."""
+    return expand(spec, max_trials, on_progress)
 
 
 def run_until_settled(sweep_id: int, settings: dict, home, jobs: int | None,
@@ -112,13 +114,14 @@ def run_until_settled(sweep_id: int, settings: dict, home, jobs: int | None,
 
 
 def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
-              on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> SweepOutcome:
+              on_outcome: Callable[[Outcome], None] = lambda outcome: None, max_trials: int = MAX_TRIALS,
+              on_progress: Callable[[int, int], None] = lambda done, total: None) -> SweepOutcome:
     """Validate every trial, record them, run those not done, save the plot; a sweep with failed trials ends
     `failed` (the outcome lists them). Another process already running the sweep: help it (see the docstring)."""
     from edmctl.registry import AlreadyStarted, Registry, start_run
     from edmctl.sweep.results import save_plot
 
-    trials = plan_sweep(spec)
+    trials = plan_sweep(spec, max_trials, on_progress)
     check_inputs(spec)
     plan = queue_trials(spec, trials, home)
     if not plan.todo and not plan.skipped["running"] and Registry(home).get(plan.sweep_id).status == "done":

@@ -166,12 +166,13 @@ def ladder_rows(result) -> list[list]:
     rows = []
     for curve in result.curves:
         best, knee = curve.best(), curve.knee()
-        rows.append([result.family, curve.label, f"{best[2]:.3e}", best[1], knee[1], f"{knee[2]:.3e}"])
+        rows.append([result.family, curve.label, f"{curve.value(best):.3e}", best.nfe, knee.nfe,
+                     f"{curve.value(knee):.3e}"])
     return rows
 
 
 def edm_error_at(curve, nfe: int) -> float:
-    return next(value for _, n, value in curve.points if n == nfe)
+    return next(curve.value(p) for p in curve.points if p.nfe == nfe)
 
 
 def section_ladder(sizes: Sizes, out: Path) -> Section:
@@ -186,11 +187,13 @@ def section_ladder(sizes: Sizes, out: Path) -> Section:
         plots.append(f"{out.name}/ladder_{family}.png")
         rows += ladder_rows(result)
         original, edm = result.curves[0], next(c for c in result.curves if (c.sampler["solver"], c.sampler["disc"], c.sampler["schedule"]) == ("heun", "edm", "linear"))
-        error_at = {nfe: value for _, nfe, value in original.points}
-        same_nfe = max(nfe for _, nfe, _ in edm.points if nfe in error_at or nfe + 1 in error_at)
+        error_at = {p.nfe: original.value(p) for p in original.points}
+        same_nfe = max(p.nfe for p in edm.points if p.nfe in error_at or p.nfe + 1 in error_at)
         original_there = error_at.get(same_nfe, error_at.get(same_nfe + 1))
-        summary.append(f"{family}: the original sampler (Euler) comes within 3% of its best at NFE {original.knee()[1]} "
-                       f"(error {original.knee()[2]:.2e}); the EDM sampler at NFE {edm.knee()[1]} (error {edm.knee()[2]:.2e}). "
+        original_knee, edm_knee = original.knee(), edm.knee()
+        summary.append(f"{family}: the original sampler (Euler) comes within 3% of its best at NFE {original_knee.nfe} "
+                       f"(error {original.value(original_knee):.2e}); the EDM sampler at NFE {edm_knee.nfe} "
+                       f"(error {edm.value(edm_knee):.2e}). "
                        f"At NFE ≈ {same_nfe} the EDM sampler's error is {edm_error_at(edm, same_nfe):.2e} against the "
                        f"original's {original_there:.2e} (original / EDM = {original_there / edm_error_at(edm, same_nfe):.3g})")
     body = (f"Model: the Gaussian mixture of std 0.2 on the 1797 digits (`{DIGITS_MIXTURE}`), {len(seeds)} seeds. "
@@ -273,7 +276,7 @@ def heun_solve(flow, x, sigma_from, sigma_to, substeps: int):
     sigmas = torch.linspace(float(sigma_from), float(sigma_to), substeps + 1, dtype=torch.float64)
     t_steps = torch.cat([sigmas, sigmas[-1:]])
     no_churn = Churn(0.0, 0.0, math.inf, 1.0, substeps + 1)
-    return heun(flow, x, t_steps, no_churn, lambda: torch.zeros_like(x))
+    return heun(flow, x, t_steps, no_churn, lambda: torch.zeros_like(x), alpha=1.0)
 
 
 def truncation_errors(model, rho: float, steps: int, seeds: list[int], substeps: int) -> tuple[np.ndarray, np.ndarray]:

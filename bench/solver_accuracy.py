@@ -2,8 +2,8 @@
 needs to match the paper's sampler (Heun, edm ρ = 7, 18 steps = 35 NFE).
 
 For 128 seeds, each sample's RMS distance (over pixels) to a converged reference from the same seed (Heun, 512
-edm steps), summarised by the median over seeds (a few samples switch mixture component between step counts;
-the median is not thrown by them). Prints the error-vs-NFE table of every deterministic solver × {edm ρ = 7,
+edm steps), summarised by the median over seeds: `rms_median` of `edmctl.evaluate`, the project's sampler error
+(a few samples switch mixture component between step counts; the median is not thrown by them). Prints the error-vs-NFE table of every deterministic solver × {edm ρ = 7,
 exponential, polyexponential ρ = 1.5}, the shipped recipes whose time steps are a table (optimised by `edmctl steps
 optimize`), and the smallest NFE at which each matches Heun at 35 NFE. The stochastic samplers are left out: they
 converge in distribution, not per seed, so a per-seed distance to an ODE solve does not measure them.
@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from edmctl.design.solvers import SOLVERS, STOCHASTIC_SOLVERS
+from edmctl.evaluate import SAMPLER_ERRORS
 from edmctl.models import load_model
 from edmctl.recipe import load_recipe
 from edmctl.sampling import sample
-from edmctl.sampling.steps import median_rms
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "ideal:digits?std=0.2"
@@ -53,7 +53,7 @@ def error_curve(model, seeds, reference, solver: str, disc: str, step_counts) ->
     curve = []
     for steps in step_counts:
         result = sample(model, settings(solver, disc, steps), seeds, batch=len(seeds))
-        curve.append((result.nfe, median_rms(result.samples, reference)))
+        curve.append((result.nfe, SAMPLER_ERRORS["rms_median"](model, result.samples, reference)))
     return curve
 
 
@@ -63,7 +63,7 @@ def all_curves(model, seeds, reference, step_counts) -> dict[tuple[str, str], li
               for solver in DETERMINISTIC for disc in DISCS}
     for name, sampler in table_recipes().items():
         result = sample(model, sampler, seeds, batch=len(seeds))
-        curves[(sampler.solver, f"table ({name})")] = [(result.nfe, median_rms(result.samples, reference))]
+        curves[(sampler.solver, f"table ({name})")] = [(result.nfe, SAMPLER_ERRORS["rms_median"](model, result.samples, reference))]
     return curves
 
 

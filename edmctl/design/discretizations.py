@@ -49,6 +49,19 @@ def iddpm_u(M: int = IDDPM_M, C_1: float = IDDPM_C1, C_2: float = IDDPM_C2) -> t
     return (u_squared_plus_1 - 1).clip(min=0).sqrt()
 
 
+def iddpm_u_float32(M: int = IDDPM_M, C_1: float = IDDPM_C1, C_2: float = IDDPM_C2) -> torch.Tensor:
+    """The same u_j as NVlabs/edm's `iDDPMPrecond` tabulates them: the recurrence of `iddpm_u` evaluated one j at
+    a time in float32, ᾱ_j = sin²(½π j / M / (C_2 + 1)) in that order of operations (float32 table)."""
+
+    def alpha_bar(j: int) -> torch.Tensor:
+        return (0.5 * math.pi * torch.tensor(j) / M / (C_2 + 1)).sin() ** 2
+
+    u = torch.zeros(M + 1)
+    for j in range(M, 0, -1):
+        u[j - 1] = ((u[j] ** 2 + 1) / (alpha_bar(j - 1) / alpha_bar(j)).clip(min=C_1) - 1).sqrt()
+    return u
+
+
 def iddpm(steps: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
     """The u_j inside [σ_min, σ_max], picked at indices round((len − 1)/(N − 1)·i) (Table 1, iDDPM)."""
     u = iddpm_u()

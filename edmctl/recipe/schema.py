@@ -146,6 +146,8 @@ class Precond(Section):
     sigma_max: float | None = Field(None, gt=0)
     C_1: float | None = Field(None, gt=0)
     C_2: float | None = Field(None, ge=0)
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="VP σ⁻¹ and σ range, iDDPM u_j table: float64, or float32 as NVlabs/edm (imported networks)")
 
     @model_validator(mode="after")
     def _fill_kind_constants(self):

@@ -39,7 +39,7 @@ def mixture():
 # --- convergence orders ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fields, steps, order", [
-    # UniC raises UniP's order by one (Zhao et al. 2023, Theorem 3.1): UniPC-3 converges at order 4, UniPC-2 at 3.
+    # UniC raises UniP's order by one (Zhao et al. 2023, Sec. 3): UniPC-3 converges at order 4, UniPC-2 at 3.
     ({"solver": "unipc", "order": 3, "disc": "edm"}, [32, 64, 128, 256], 4),
     ({"solver": "unipc", "order": 2, "disc": "edm"}, [32, 64, 128, 256], 3),
     # k-diffusion's (and DPM-Solver's) 3M weights the second difference D2 by φ_3 where the Taylor term needs 2φ_3:

@@ -81,6 +81,19 @@ def test_the_3m_update_is_third_order_with_the_second_difference_doubled():
         assert abs(math.log2(abs(ratio)) - order) < 0.2
 
 
+def test_ipndm_takes_any_schedule_and_scaling(gaussian):
+    """iPNDM steps dx/dt of EDM Eq. 4, so it solves the VP ODE (σ(t), s(t) of Table 1's VP column) as well."""
+    from edmctl.design.sampler import sigma_range
+
+    def error(steps):
+        settings = sampler(solver="ipndm", schedule="vp", scaling="vp", disc="vp", steps=steps)
+        sigma_max = sigma_range(settings, gaussian)[1]
+        exact = gaussian.ode_solution(sigma_max * SeedNoise([0, 1], gaussian.img_shape).latents(), sigma_max, 0.0)
+        return (sample(gaussian, settings, [0, 1], batch=2).samples - exact).abs().max().item()
+
+    assert error(128) < error(32) / 8 and error(128) < 1e-3
+
+
 # --- NFE ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("solver, nfe", [

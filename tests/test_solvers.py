@@ -47,6 +47,8 @@ def mixture():
     ({"solver": "dpmpp-3m", "disc": "exponential"}, [32, 64, 128, 256], 2),
     # iPNDM's coefficients are those of equal steps and it starts with Euler: order 2 on EDM's steps.
     ({"solver": "ipndm", "order": 4, "disc": "edm"}, [32, 64, 128, 256], 2),
+    # DEIS-tAB extrapolates ε in the VP time: order 3 with the third-order polynomial.
+    ({"solver": "deis", "order": 3, "disc": "edm"}, [32, 64, 128, 256], 3),
 ])
 def test_multistep_solver_converges_at_its_order_on_gaussian_data(gaussian, fields, steps, order):
     """Max error against the exact solve to σ_min followed by the same final denoising x_N = D(x; σ_min) (so that
@@ -97,7 +99,8 @@ def test_ipndm_takes_any_schedule_and_scaling(gaussian):
 # --- NFE ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("solver, nfe", [
-    ("dpmpp-3m", lambda n: n), ("unipc", lambda n: n), ("ipndm", lambda n: n), ("euler-ancestral", lambda n: n),
+    ("dpmpp-3m", lambda n: n), ("unipc", lambda n: n), ("ipndm", lambda n: n), ("deis", lambda n: n),
+    ("euler-ancestral", lambda n: n),
     ("dpmpp-2m-sde", lambda n: n), ("dpmpp-3m-sde", lambda n: n), ("dpm2-ancestral", lambda n: 2 * n - 1),
     ("dpmpp-2s-ancestral", lambda n: 2 * n - 1), ("dpmpp-sde", lambda n: 2 * n - 1),
     ("restart", lambda n: 2 * n - 1 + 2 * 2 * (3 - 1)),  # K = 2 restarts of 3 levels: 2K(N_restart − 1) more

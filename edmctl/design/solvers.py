@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from numpy.polynomial import Polynomial
 
-from edmctl.design.discretizations import edm as edm_steps
+from edmctl.design.discretizations import EPSILON_S, edm as edm_steps
+from edmctl.design.schedules import VPSchedule, vp_betas_for_range
 
 MULTISTEP_ORDER = 4  # lms: k-diffusion's default order
-MAX_ORDER = {"unipc": 3, "ipndm": 4}  # the highest `sampler.order` each multistep solver takes (its default)
+MAX_ORDER = {"unipc": 3, "ipndm": 4, "deis": 3}  # the highest `sampler.order` each multistep solver takes (its default)
 
 
 def _no_noise():
@@ -204,6 +205,35 @@ def _dpmpp_correction(denoised, history, h, h_eta, order):
     return phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2  # as k-diffusion and DPM-Solver; Taylor needs 2φ_3 on d2 for order 3
 
 
+DEIS_RANGE = (0.002, 80.0)  # the VP time τ of tAB: σ_vp(ε_s) = 0.002, σ_vp(1) = 80, as diff-sampler's `edm2t`
+DEIS_QUADRATURE = 32  # Gauss–Legendre nodes per step for C_ij
+
+
+def deis_coefficients(sigmas: np.ndarray, i: int, order: int) -> list[float]:
+    """C_ij = ∫_{τ_i}^{τ_{i+1}} σ'(τ)·ℓ_j(τ) dτ for the Lagrange basis ℓ_j through τ_i, …, τ_{i−order+1}, τ = σ_vp⁻¹(σ)
+    the VP time (Zhang & Chen 2023, DEIS "tAB": polynomial extrapolation of ε in t, exponential integrator)."""
+    schedule = VPSchedule(*vp_betas_for_range(*DEIS_RANGE, EPSILON_S))
+    tau = schedule.sigma_inv(torch.from_numpy(sigmas[[i + 1, *[i - k for k in range(order)]]])).numpy()
+    nodes, weights = np.polynomial.legendre.leggauss(DEIS_QUADRATURE)
+    u = tau[0] + (nodes + 1) / 2 * (tau[1] - tau[0])  # tau[0] is τ_{i+1}, tau[1] = τ_i: the step's interval
+    w = weights * (tau[0] - tau[1]) / 2 * schedule.sigma_deriv(torch.from_numpy(u)).numpy()
+    knots = tau[1:]
+    basis = [np.prod([(u - knots[k]) / (knots[j] - knots[k]) for k in range(order) if k != j], axis=0) for j in range(order)]
+    return [float((w * b).sum()) for b in basis]
+
+
+def deis(flow, x, sigmas, churn, noise, *, order):
+    """DEIS-tAB (Zhang & Chen 2023; diff-sampler's `deis_sampler`, `deis_mode='tab'`): for σ(t) = t the ODE is
+    dx/dσ = ε = (x − D)/σ, and x_{i+1} = x_i + Σ_j C_ij ε_{i−j} (`deis_coefficients`), of order min(i + 1, `order`)
+    from σ_0 to σ_{N−1}; then x_N = D(x_{N−1}; σ_{N−1}) (`denoise_to_zero`: σ'(τ) is singular at σ = 0). NFE = N."""
+    sigmas_np = sigmas.numpy()
+    history = []  # ε_i, ε_{i−1}, … newest first
+    for i in range(len(sigmas) - 2):
+        history = [flow.d(x, sigmas[i])] + history[: order - 1]
+        x = x + sum(c * d for c, d in zip(deis_coefficients(sigmas_np, i, len(history)), history))
+    return flow.denoise(x, sigmas[-2])
+
+
 def dpmpp_2m(flow, x, sigmas, churn, noise):
     """DPM-Solver++(2M) (k-diffusion's `sample_dpmpp_2m`): x_{i+1} = (σ_{i+1}/σ_i)x_i − (e^(−h_i) − 1)D̃_i,
     D̃_i = (1 + 1/(2r))D_i − 1/(2r)D_{i−1}, r = h_{i−1}/h_i; first order on the first step, x_N = D_{N−1}. NFE = N."""
@@ -362,7 +392,7 @@ def unipc(flow, x, sigmas, churn, noise, *, order, unipc_variant):
 
 SOLVERS = {
     "euler": euler, "heun": heun, "dpm2": dpm2, "lms": lms, "dpmpp-2m": dpmpp_2m,
-    "dpmpp-3m": dpmpp_3m, "unipc": unipc, "ipndm": ipndm,
+    "dpmpp-3m": dpmpp_3m, "unipc": unipc, "ipndm": ipndm, "deis": deis,
     "euler-ancestral": euler_ancestral, "dpm2-ancestral": dpm2_ancestral, "dpmpp-2s-ancestral": dpmpp_2s_ancestral,
     "dpmpp-sde": dpmpp_sde, "dpmpp-2m-sde": dpmpp_2m_sde, "dpmpp-3m-sde": dpmpp_3m_sde, "restart": restart,
 }

@@ -80,7 +80,7 @@ def test_set_overrides_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("[sampler]\nsolver = 'hune'\n", "sampler.solver: 'hune' is not one of euler, heun, dpm2, lms, dpmpp-2m, dpmpp-3m, unipc, ipndm, euler-ancestral"),
+    ("[sampler]\nsolver = 'hune'\n", "sampler.solver: 'hune' is not one of euler, heun, dpm2, lms, dpmpp-2m, dpmpp-3m, unipc, ipndm, deis, euler-ancestral"),
     ("[sampler]\nsolver = 'hune'\n", "restart (did you mean 'heun'?)"),
     ("[sampler]\ndisc = 'karras'\n", "sampler.disc: 'karras' is not one of edm, vp, ve, iddpm, exponential, polyexponential, table"),
     ("[sampler]\nschedule = 'cosine'\n", "sampler.schedule: 'cosine' is not one of vp, ve, linear"),
@@ -102,7 +102,7 @@ def test_set_overrides_file(tmp_path):
     ("[sampler]\nsolver = 'heun'\neta = 0.5\n", "sampler.eta applies to solver euler-ancestral, dpm2-ancestral, dpmpp-2s-ancestral, dpmpp-sde, dpmpp-2m-sde, dpmpp-3m-sde only (got solver 'heun')"),
     ("[sampler]\nsolver = 'dpmpp-3m'\neta = 0.5\n", "sampler.eta applies to solver euler-ancestral"),
     ("[sampler]\nsolver = 'dpmpp-sde'\neta = -1.0\n", "sampler.eta: input should be greater than or equal to 0"),
-    ("[sampler]\nsolver = 'heun'\norder = 2\n", "sampler.order applies to solver unipc, ipndm only (got solver 'heun')"),
+    ("[sampler]\nsolver = 'heun'\norder = 2\n", "sampler.order applies to solver unipc, ipndm, deis only (got solver 'heun')"),
     ("[sampler]\nsolver = 'unipc'\norder = 4\n", "sampler.order for solver unipc must be 1..3 (got 4)"),
     ("[sampler]\nsolver = 'ipndm'\nunipc_variant = 'bh1'\n", "sampler.unipc_variant applies to solver unipc only"),
     ("[sampler]\nsolver = 'unipc'\nunipc_variant = 'bh3'\n", "sampler.unipc_variant: 'bh3' is not one of bh1, bh2"),

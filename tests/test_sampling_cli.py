@@ -71,6 +71,8 @@ BAD_INPUTS = [
     (["--sigma-min", "5", "--sigma-max", "1"], "sigma_min"),
     (["--solver", "dpm2", "--schedule", "vp"], "dpm2"),
     (["--solver", "lms", "--scaling", "vp"], "lms"),
+    (["--solver", "heun", "--eta", "0.5"], "sampler.eta applies to solver euler-ancestral"),
+    (["--solver", "unipc", "--order", "4"], "sampler.order for solver unipc must be 1..3"),
     (["--seeds", "9-3"], "backwards"),
     (["--batch", "0"], "--batch"),
     (["--class", "2"], "unconditional"),

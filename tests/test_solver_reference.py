@@ -20,6 +20,7 @@ from edmctl.sampling import sample
 DATA = Path(__file__).parent / "data" / "reference"
 CASES = json.loads((DATA / "beyond_edm_samplers.json").read_text())
 TOLERANCE = 1e-9
+DEIS_TOLERANCE = 1e-5  # the reference's coefficients are a float32 Riemann sum (~2e-6 off); see the .md
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def model_for(name: str, reference):
 
 def test_every_new_solver_has_a_reference_case():
     solvers = {case["flags"]["solver"] for case in CASES}
-    assert solvers == {"dpmpp-3m", "unipc", "ipndm", "euler-ancestral", "dpm2-ancestral", "dpmpp-2s-ancestral",
+    assert solvers == {"dpmpp-3m", "unipc", "ipndm", "deis", "euler-ancestral", "dpm2-ancestral", "dpmpp-2s-ancestral",
                        "dpmpp-sde", "dpmpp-2m-sde", "dpmpp-3m-sde", "restart"}
 
 
@@ -45,4 +46,5 @@ def test_solver_matches_its_reference_implementation(reference, case):
     overrides = [f"sampler.{name}={json.dumps(value)}" for name, value in case["flags"].items()]
     result = sample(model_for(case["model"], reference), load_recipe(None, overrides).sampler, case["seeds"], batch=2)
     assert result.nfe == case["nfe"]
-    np.testing.assert_allclose(result.samples.numpy(), reference[case["key"]], rtol=0, atol=TOLERANCE)
+    tolerance = DEIS_TOLERANCE if case["flags"]["solver"] == "deis" else TOLERANCE
+    np.testing.assert_allclose(result.samples.numpy(), reference[case["key"]], rtol=0, atol=tolerance)

@@ -39,7 +39,7 @@ def mixture():
 # --- convergence orders ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fields, steps, order", [
-    # UniC raises UniP's order by one (Zhao et al. 2023, Theorem 3.1): UniPC-3 converges at order 4, UniPC-2 at 3.
+    # UniC raises UniP's order by one (Zhao et al. 2023, Sec. 3): UniPC-3 converges at order 4, UniPC-2 at 3.
     ({"solver": "unipc", "order": 3, "disc": "edm"}, [32, 64, 128, 256], 4),
     ({"solver": "unipc", "order": 2, "disc": "edm"}, [32, 64, 128, 256], 3),
     # k-diffusion's (and DPM-Solver's) 3M weights the second difference D2 by φ_3 where the Taylor term needs 2φ_3:
@@ -47,6 +47,8 @@ def mixture():
     ({"solver": "dpmpp-3m", "disc": "exponential"}, [32, 64, 128, 256], 2),
     # iPNDM's coefficients are those of equal steps and it starts with Euler: order 2 on EDM's steps.
     ({"solver": "ipndm", "order": 4, "disc": "edm"}, [32, 64, 128, 256], 2),
+    # DEIS-tAB extrapolates ε in the VP time: order 3 with the third-order polynomial.
+    ({"solver": "deis", "order": 3, "disc": "edm"}, [32, 64, 128, 256], 3),
 ])
 def test_multistep_solver_converges_at_its_order_on_gaussian_data(gaussian, fields, steps, order):
     """Max error against the exact solve to σ_min followed by the same final denoising x_N = D(x; σ_min) (so that
@@ -81,10 +83,24 @@ def test_the_3m_update_is_third_order_with_the_second_difference_doubled():
         assert abs(math.log2(abs(ratio)) - order) < 0.2
 
 
+def test_ipndm_takes_any_schedule_and_scaling(gaussian):
+    """iPNDM steps dx/dt of EDM Eq. 4, so it solves the VP ODE (σ(t), s(t) of Table 1's VP column) as well."""
+    from edmctl.design.sampler import sigma_range
+
+    def error(steps):
+        settings = sampler(solver="ipndm", schedule="vp", scaling="vp", disc="vp", steps=steps)
+        sigma_max = sigma_range(settings, gaussian)[1]
+        exact = gaussian.ode_solution(sigma_max * SeedNoise([0, 1], gaussian.img_shape).latents(), sigma_max, 0.0)
+        return (sample(gaussian, settings, [0, 1], batch=2).samples - exact).abs().max().item()
+
+    assert error(128) < error(32) / 8 and error(128) < 1e-3
+
+
 # --- NFE ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("solver, nfe", [
-    ("dpmpp-3m", lambda n: n), ("unipc", lambda n: n), ("ipndm", lambda n: n), ("euler-ancestral", lambda n: n),
+    ("dpmpp-3m", lambda n: n), ("unipc", lambda n: n), ("ipndm", lambda n: n), ("deis", lambda n: n),
+    ("euler-ancestral", lambda n: n),
     ("dpmpp-2m-sde", lambda n: n), ("dpmpp-3m-sde", lambda n: n), ("dpm2-ancestral", lambda n: 2 * n - 1),
     ("dpmpp-2s-ancestral", lambda n: 2 * n - 1), ("dpmpp-sde", lambda n: 2 * n - 1),
     ("restart", lambda n: 2 * n - 1 + 2 * 2 * (3 - 1)),  # K = 2 restarts of 3 levels: 2K(N_restart − 1) more

@@ -12,7 +12,7 @@ from edmctl.models import load_model
 from edmctl.recipe import load_recipe
 from edmctl.registry import Registry
 from edmctl.sampling import sample
-from edmctl.sampling.steps import median_rms
+from edmctl.evaluate import REFERENCE_STEPS, SAMPLER_ERRORS
 
 
 @pytest.fixture
@@ -44,15 +44,15 @@ def test_optimize_writes_a_table_recipe_that_beats_its_start_and_records_the_sea
 
     record = Registry().get(doc["run"])
     assert record.kind == "steps" and record.status == "done" and record.seeds == list(range(8))
-    assert record.recipe["sampler"]["sigmas"] == doc["sigmas"] and record.extra["reference"] == "Heun 512 edm steps"
+    assert record.recipe["sampler"]["sigmas"] == doc["sigmas"] and record.extra["reference"] == f"Heun {REFERENCE_STEPS} edm steps"
     assert [a.kind for a in Registry().artifacts(record.id) if a.kind == "recipe"] == ["recipe"]
 
     code = main(["sample", "--model", model_spec, "--recipe", str(out), "--seeds", "0-7", "--out", str(tmp_path / "s"), "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["nfe"] == 5
     model = load_model(model_spec)
-    reference = sample(model, load_recipe(None, ["sampler.steps=512"]).sampler, list(range(8)), batch=8).samples
+    reference = sample(model, load_recipe(None, [f"sampler.steps={REFERENCE_STEPS}"]).sampler, list(range(8)), batch=8).samples
     found = torch.from_numpy(np.load(tmp_path / "s" / "samples.npz")["samples"])
-    assert median_rms(found, reference) == pytest.approx(doc["error"], rel=1e-9)
+    assert SAMPLER_ERRORS["rms_median"](model, found, reference) == pytest.approx(doc["error"], rel=1e-9)
 
 
 def test_optimize_fits_to_a_recorded_sample_run(home, model_spec, tmp_path, capsys):

@@ -70,6 +70,8 @@ def sample(
     s_tmax: sampler_flag("--s-tmax", "S_tmax") = None,
     s_noise: sampler_flag("--s-noise", "S_noise") = None,
     alpha: sampler_flag("--alpha", "α of the generalised Heun step") = None,
+    eta: sampler_flag("--eta", "η of the ancestral and SDE solvers") = None,
+    order: sampler_flag("--order", "Order of the multistep solvers unipc and ipndm", int) = None,
     class_label: Annotated[int | None, typer.Option("--class", help="Class label K for a conditional model (default: drawn per seed).")] = None,
     recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Recipe TOML whose [sampler] section to use (default: the paper's EDM sampler).")] = None,
     overrides: SetOpt = None,
@@ -87,7 +89,8 @@ def sample(
     from edmctl.sampling.writers import check_writable
 
     flags = dict(solver=solver, disc=disc, schedule=schedule, scaling=scaling, steps=steps, rho=rho, sigma_min=sigma_min,
-                 sigma_max=sigma_max, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, alpha=alpha)
+                 sigma_max=sigma_max, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, alpha=alpha, eta=eta,
+                 order=order)
     recipe = load_recipe(recipe_path, overrides=[*(overrides or []), *sampler_overrides(flags)])
     seed_list = parse_seeds(seeds)
     if batch < 1:

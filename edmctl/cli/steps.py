@@ -84,7 +84,8 @@ def optimize(
     from edmctl.recipe import load_recipe
     from edmctl.registry import open_run
     from edmctl.sampling import parse_seeds
-    from edmctl.sampling.steps import REFERENCE_STEPS, heun_reference, optimize_steps, with_table
+    from edmctl.evaluate import REFERENCE_STEPS, reference_solution
+    from edmctl.sampling.steps import optimize_steps, with_table
 
     if nfe < 2 or max_evals < 1 or batch < 1:
         raise UserError(f"--nfe must be at least 2, --max-evals and --batch at least 1 (got {nfe}, {max_evals}, {batch}).")
@@ -103,7 +104,7 @@ def optimize(
 
     with open_run(kind="steps", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=seed_list, argv=sys.argv) as run:
         if target is None:
-            target = heun_reference(denoiser, start, seed_list, batch)
+            target = reference_solution(denoiser, start, seed_list, batch)
         with progress_bar("searching", max_evals, rate=lambda speed: f"{speed:.1f} eval/s") as bar:
             search = optimize_steps(denoiser, start, seed_list, target, batch, max_evals,
                                     progress=lambda done, best: bar.update(completed=done))

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from numpy.polynomial import Polynomial
 
-from edmctl.design.discretizations import edm as edm_steps
+from edmctl.design.discretizations import EPSILON_S, edm as edm_steps
+from edmctl.design.schedules import VPSchedule, vp_betas_for_range
 
 MULTISTEP_ORDER = 4  # lms: k-diffusion's default order
-MAX_ORDER = {"unipc": 3, "ipndm": 4}  # the highest `sampler.order` each multistep solver takes (its default)
+MAX_ORDER = {"unipc": 3, "ipndm": 4, "deis": 3}  # the highest `sampler.order` each multistep solver takes (its default)
 
 
 def _no_noise():
@@ -38,7 +39,7 @@ def _no_noise():
 
 def _renoise(flow, x, t_from, t_to, s_noise, eps):
     """Move x from t_from up to t_to ≥ t_from by fresh noise: x̂ = s(t_to)/s(t_from)·x
-    + sqrt(σ(t_to)² − σ(t_from)²)·s(t_to)·S_noise·ε (Algorithm 2, line 6; Restart's forward jump, Xu et al. Eq. 6)."""
+    + sqrt(σ(t_to)² − σ(t_from)²)·s(t_to)·S_noise·ε (Algorithm 2, line 6; Restart's forward jump, Xu et al. 2023, Sec. 4)."""
     spread = (flow.sigma(t_to) ** 2 - flow.sigma(t_from) ** 2).clip(min=0).sqrt()
     return flow.s(t_to) / flow.s(t_from) * x + spread * flow.s(t_to) * s_noise * eps
 
@@ -99,14 +100,17 @@ def restart_index(flow, t_steps, t_min) -> int:
 def restart(flow, x, t_steps, churn, noise, *, rho, restart_k, restart_steps, restart_tmin, restart_tmax, restart_gamma):
     """Restart sampling (Xu et al. 2023, Algorithm 1; their `restart_sampler`): Heun over t_steps (with churn as
     Algorithm 2), and on reaching t_min = the step nearest `restart_tmin`, K = `restart_k` times: jump forward to
-    σ = `restart_tmax` with fresh noise (Eq. 6), then Heun back to t_min over `restart_steps` edm(ρ) levels, each
+    σ = `restart_tmax` with fresh noise (`_renoise`), then Heun back to t_min over `restart_steps` edm(ρ) levels, each
     step churned by γ = `restart_gamma` where S_tmin ≤ σ ≤ S_tmax. NFE = 2N − 1 + 2K(restart_steps − 1)."""
     i_min = restart_index(flow, t_steps, restart_tmin)
     x = _algorithm2(flow, x, t_steps[: i_min + 1], churn.gamma, churn.s_noise, noise, 1.0, second_order=True)
     sigma_min = flow.sigma(t_steps[i_min])
     inner = flow.sigma_inv(edm_steps(restart_steps, float(sigma_min), restart_tmax, rho))
     inner[-1] = t_steps[i_min]
-    inner_gamma = lambda sigma: restart_gamma if churn.s_tmin <= float(sigma) <= churn.s_tmax else 0.0  # noqa: E731
+
+    def inner_gamma(sigma) -> float:
+        return restart_gamma if churn.s_tmin <= float(sigma) <= churn.s_tmax else 0.0
+
     for _ in range(restart_k):
         x = _renoise(flow, x, t_steps[i_min], inner[0], churn.s_noise, noise())
         x = _algorithm2(flow, x, inner, inner_gamma, churn.s_noise, noise, 1.0, second_order=True)
@@ -162,7 +166,8 @@ def lms(flow, x, sigmas, churn, noise):
 
 
 def _dpmpp_multistep(flow, x, sigmas, order, eta, s_noise, noise):
-    """DPM-Solver++(2M)/(3M) with η (Lu et al. 2022b, Eq. 8 and Algorithm 2, with the SDE variant's e^(−ηh);
+    """DPM-Solver++(2M)/(3M) with η (Lu et al. 2022b, Algorithm 2 and its third-order extension in their code, with
+    the SDE variant's e^(−ηh);
     k-diffusion's `sample_dpmpp_2m_sde` (midpoint) and `sample_dpmpp_3m_sde`): with ĥ = (1 + η)h_i,
     x_{i+1} = e^(−ĥ)x_i + (1 − e^(−ĥ))D_i + φ_2(ĥ)δ_1 − φ_3(ĥ)δ_2 + σ_{i+1}sqrt(1 − e^(−2ηh_i))·S_noise·ε,
     φ_2(ĥ) = (e^(−ĥ) − 1)/ĥ + 1, φ_3 = φ_2/ĥ − ½, δ_1, δ_2 the first and second differences of D over λ scaled
@@ -197,7 +202,36 @@ def _dpmpp_correction(denoised, history, h, h_eta, order):
     d1_1 = (history[0][0] - history[1][0]) / r1
     d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
     d2 = (d1_0 - d1_1) / (r0 + r1)
-    return phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
+    return phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2  # as k-diffusion and DPM-Solver; Taylor needs 2φ_3 on d2 for order 3
+
+
+DEIS_RANGE = (0.002, 80.0)  # the VP time τ of tAB: σ_vp(ε_s) = 0.002, σ_vp(1) = 80, as diff-sampler's `edm2t`
+DEIS_QUADRATURE = 32  # Gauss–Legendre nodes per step for C_ij
+
+
+def deis_coefficients(sigmas: np.ndarray, i: int, order: int) -> list[float]:
+    """C_ij = ∫_{τ_i}^{τ_{i+1}} σ'(τ)·ℓ_j(τ) dτ for the Lagrange basis ℓ_j through τ_i, …, τ_{i−order+1}, τ = σ_vp⁻¹(σ)
+    the VP time (Zhang & Chen 2023, DEIS "tAB": polynomial extrapolation of ε in t, exponential integrator)."""
+    schedule = VPSchedule(*vp_betas_for_range(*DEIS_RANGE, EPSILON_S))
+    tau = schedule.sigma_inv(torch.from_numpy(sigmas[[i + 1, *[i - k for k in range(order)]]])).numpy()
+    nodes, weights = np.polynomial.legendre.leggauss(DEIS_QUADRATURE)
+    u = tau[0] + (nodes + 1) / 2 * (tau[1] - tau[0])  # tau[0] is τ_{i+1}, tau[1] = τ_i: the step's interval
+    w = weights * (tau[0] - tau[1]) / 2 * schedule.sigma_deriv(torch.from_numpy(u)).numpy()
+    knots = tau[1:]
+    basis = [np.prod([(u - knots[k]) / (knots[j] - knots[k]) for k in range(order) if k != j], axis=0) for j in range(order)]
+    return [float((w * b).sum()) for b in basis]
+
+
+def deis(flow, x, sigmas, churn, noise, *, order):
+    """DEIS-tAB (Zhang & Chen 2023; diff-sampler's `deis_sampler`, `deis_mode='tab'`): for σ(t) = t the ODE is
+    dx/dσ = ε = (x − D)/σ, and x_{i+1} = x_i + Σ_j C_ij ε_{i−j} (`deis_coefficients`), of order min(i + 1, `order`)
+    from σ_0 to σ_{N−1}; then x_N = D(x_{N−1}; σ_{N−1}) (`denoise_to_zero`: σ'(τ) is singular at σ = 0). NFE = N."""
+    sigmas_np = sigmas.numpy()
+    history = []  # ε_i, ε_{i−1}, … newest first
+    for i in range(len(sigmas) - 2):
+        history = [flow.d(x, sigmas[i])] + history[: order - 1]
+        x = x + sum(c * d for c, d in zip(deis_coefficients(sigmas_np, i, len(history)), history))
+    return flow.denoise(x, sigmas[-2])
 
 
 def dpmpp_2m(flow, x, sigmas, churn, noise):
@@ -208,7 +242,8 @@ def dpmpp_2m(flow, x, sigmas, churn, noise):
 
 def dpmpp_3m(flow, x, sigmas, churn, noise):
     """DPM-Solver++(3M): `dpmpp-3m-sde` with η = 0 (k-diffusion's `sample_dpmpp_3m_sde(eta=0)`); orders 1, 2, then
-    3; x_N = D_{N−1}. NFE = N."""
+    "3"; x_N = D_{N−1}. NFE = N. Its second-difference term has half the Taylor weight (`_dpmpp_correction`), so
+    its one-step error is O(h³) and it converges at order 2, with a smaller constant than 2M."""
     return _dpmpp_multistep(flow, x, sigmas, 3, 0.0, 1.0, _no_noise)
 
 
@@ -297,7 +332,7 @@ def dpmpp_sde(flow, x, sigmas, churn, noise, *, eta):
 
 
 def unipc_coefficients(h: float, ratios: list[float], variant: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """UniPC's ρ^p (predictor), ρ^c (corrector) and B(h) for one step (Zhao et al. 2023, Algorithms 2 and 3, Eq. 8):
+    """UniPC's ρ^p (predictor), ρ^c (corrector) and B(h) for one step (Zhao et al. 2023, Sec. 3, UniP-p and UniC-p):
     with ĥ = −h (data prediction), B(h) = ĥ (bh1) or e^ĥ − 1 (bh2), the system R ρ = g has R_{kj} = r_j^(k−1)
     over r = (ratios, 1) and g_k = k!·φ_{k+1}(ĥ)/B(h), φ_{k+1} = (φ_k − 1/k!)/ĥ from φ_1 = (e^ĥ − 1)/ĥ. The predictor
     solves the system without the last row and column (ρ^p = ½ at order 2); the corrector solves all of it
@@ -320,7 +355,7 @@ def unipc_coefficients(h: float, ratios: list[float], variant: str) -> tuple[np.
 
 def _unipc_step(x, sigma_prev, sigma, history, order, variant):
     """UniP of `order` from (x, σ_prev) to σ over the newest-first (λ, D) history; returns the predicted x and
-    `correct(D_new)`, UniC's x from the same base with the new D (Algorithm 2 and 3 in σ: α = 1)."""
+    `correct(D_new)`, UniC's x from the same base with the new D (data prediction in σ: α = 1)."""
     lam_0, denoised_0 = history[0]
     h = float(-sigma.log()) - lam_0
     ratios = [(lam - lam_0) / h for lam, _ in history[1:order]]
@@ -357,7 +392,7 @@ def unipc(flow, x, sigmas, churn, noise, *, order, unipc_variant):
 
 SOLVERS = {
     "euler": euler, "heun": heun, "dpm2": dpm2, "lms": lms, "dpmpp-2m": dpmpp_2m,
-    "dpmpp-3m": dpmpp_3m, "unipc": unipc, "ipndm": ipndm,
+    "dpmpp-3m": dpmpp_3m, "unipc": unipc, "ipndm": ipndm, "deis": deis,
     "euler-ancestral": euler_ancestral, "dpm2-ancestral": dpm2_ancestral, "dpmpp-2s-ancestral": dpmpp_2s_ancestral,
     "dpmpp-sde": dpmpp_sde, "dpmpp-2m-sde": dpmpp_2m_sde, "dpmpp-3m-sde": dpmpp_3m_sde, "restart": restart,
 }

@@ -1,5 +1,6 @@
 """Sampling: per-seed noise (`SeedNoise`), the driver over seeds and batches (`sample`), and the outputs
-(`write_samples`, with `to_uint8` the project's one quantisation to 8-bit pixels)."""
+(`write_samples`, with `to_uint8` the project's one quantisation to 8-bit pixels); `steps.optimize_steps`
+searches a solver's time steps."""
 
 from edmctl.sampling.driver import SampleResult, sample
 from edmctl.sampling.noise import SeedNoise

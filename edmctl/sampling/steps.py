@@ -2,9 +2,9 @@
 
 σ_0 stays at the sampler's σ_max (the noise the samples start from); ln σ_1 > … > ln σ_{N−1} are searched by
 Nelder–Mead (scipy), starting from the sampler's own discretization, to minimise the median over seeds of each
-sample's RMS distance to its converged reference (`median_rms`, as bench/solver_accuracy.py measures a solver).
-The reference is a Heun solve with `REFERENCE_STEPS` edm steps from the same seeds, or a run's samples. Use search
-seeds other than the ones the result is judged on, or the levels fit those seeds' noise.
+sample's RMS distance to its converged reference (`rms_median` of `edmctl.evaluate`, as bench/solver_accuracy.py
+measures a solver). The reference is `edmctl.evaluate.reference_solution` (Heun, many edm steps, same seeds) or a
+run's samples. Use search seeds other than the ones the result is judged on, or the levels fit those seeds' noise.
 """
 
 import math
@@ -16,16 +16,11 @@ import torch
 from edmctl.design.discretizations import DISCRETIZATIONS
 from edmctl.design.sampler import fields_of, sigma_range
 from edmctl.errors import UserError
+from edmctl.evaluate import SAMPLER_ERRORS
 from edmctl.sampling.driver import sample
 
-REFERENCE_STEPS = 512  # Heun steps of the converged solve (NFE 1023), as bench/solver_accuracy.py
 SIMPLEX_SPREAD = 0.3  # the initial simplex: each ln σ_i moved by this much
 INVALID = 1e3  # the objective of levels that are not strictly decreasing
-
-
-def median_rms(samples: torch.Tensor, reference: torch.Tensor) -> float:
-    """Median over seeds of each sample's RMS distance (over pixels) to its reference."""
-    return (samples - reference).flatten(1).pow(2).mean(1).sqrt().median().item()
 
 
 @dataclass
@@ -58,17 +53,9 @@ def with_table(sampler, sigmas: list[float]):
     return type(sampler).model_validate(fields)
 
 
-def heun_reference(model, sampler, seeds: list[int], batch: int) -> torch.Tensor:
-    """The converged solve: Heun over REFERENCE_STEPS edm(ρ = 7) levels spanning the sampler's σ range."""
-    sigma_min, sigma_max = sigma_range(sampler, model)
-    fields = {"solver": "heun", "disc": "edm", "rho": 7.0, "steps": REFERENCE_STEPS, "sigma_min": sigma_min,
-              "sigma_max": sigma_max, "schedule": sampler.schedule, "scaling": sampler.scaling}
-    return sample(model, type(sampler).model_validate(fields), seeds, batch).samples
-
-
 def optimize_steps(model, sampler, seeds: list[int], reference: torch.Tensor, batch: int, max_evals: int = 600,
                    progress=None) -> StepSearch:
-    """Search the levels of `sampler` (its solver and N = `steps`) that minimise `median_rms` to `reference`."""
+    """Search the levels of `sampler` (its solver and N = `steps`) that minimise `rms_median` to `reference`."""
     from scipy.optimize import minimize
 
     if sampler.steps < 2:
@@ -85,7 +72,7 @@ def optimize_steps(model, sampler, seeds: list[int], reference: torch.Tensor, ba
             error = INVALID
         else:
             samples = sample(model, with_table(sampler, sigmas), seeds, batch).samples
-            error = median_rms(samples, reference) if torch.isfinite(samples).all() else INVALID
+            error = SAMPLER_ERRORS["rms_median"](model, samples, reference) if torch.isfinite(samples).all() else INVALID
         history.append(min(error, history[-1]) if history else error)
         if progress is not None:
             progress(len(history), history[-1])

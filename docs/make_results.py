@@ -378,6 +378,7 @@ def truncation_errors(model, rho: float, steps: int, seeds: list[int], substeps:
     The step starts from the fine solution x(σ_i) (so the error is that step's alone) and is compared with a
     fine solve of the same interval (`substeps` Heun steps); error = median over seeds of the RMS over pixels."""
     from edmctl.design.discretizations import edm
+    from edmctl.evaluate import rms_median
     from edmctl.sampling import SeedNoise
 
     flow = single_step_flow(model)
@@ -387,7 +388,7 @@ def truncation_errors(model, rho: float, steps: int, seeds: list[int], substeps:
     for sigma_cur, sigma_next in zip(sigmas[:-1], sigmas[1:]):
         fine = heun_solve(flow, x, sigma_cur, sigma_next, substeps)
         coarse = heun_solve(flow, x, sigma_cur, sigma_next, 1)
-        errors.append(float((coarse - fine).flatten(1).pow(2).mean(1).sqrt().median()))
+        errors.append(rms_median(coarse, fine))
         x = fine
     return sigmas[:-1].numpy(), np.array(errors)
 

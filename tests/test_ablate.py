@@ -21,7 +21,7 @@ def test_the_ladder_starts_from_each_familys_original_sampler():
         "solver": "euler", "disc": "vp", "schedule": "vp", "scaling": "vp"}
     assert (vp["+ Heun & EDM t_i"]["disc"], vp["+ Heun & EDM t_i"]["schedule"]) == ("edm", "vp")
     assert (vp["+ σ(t)=t & s(t)=1"]["schedule"], vp["+ σ(t)=t & s(t)=1"]["scaling"]) == ("linear", "none")
-    assert {fields["solver"] for fields in vp.values()} == {"euler", "heun", "dpm2", "lms", "dpmpp-2m"}
+    assert {fields["solver"] for fields in vp.values()} == {"euler", "heun", "dpm2", "lms", "dpmpp-2m", "dpmpp-3m", "unipc", "ipndm"}
     assert dict(ladder_samplers("ve"))["original (Euler)"]["schedule"] == "ve"
     assert len(ladder_samplers("iddpm")) == len(vp) - 1  # iDDPM's σ(t) is already t: one rung fewer
 
@@ -89,7 +89,7 @@ def test_ablate_sampler_records_an_ablate_run_with_a_plot(tmp_path, monkeypatch,
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
     assert main(["ablate", "sampler", "--model", MODEL, "--family", "ve", "--nfe-max", "6", "--seeds", "0-1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["family"] == "ve" and len(doc["curves"]) == 7 and all(c["knee"] for c in doc["curves"])
+    assert doc["family"] == "ve" and len(doc["curves"]) == 10 and all(c["knee"] for c in doc["curves"])
     assert set(doc["paper_order_at"]) == set(SAMPLER_ERRORS) == set(doc["curves"][0]["points"][0]) - {"steps", "nfe", "value"}
     run = Registry(tmp_path / "runs").get(doc["run"])
     assert run.kind == "ablate" and run.status == "done"

@@ -9,22 +9,25 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.errors import UserError
 
 app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2, the training ladder of Table 2.",
                   no_args_is_help=True,
                   rich_markup_mode=None)
 
 
-def _family_of(spec: str, family: str | None) -> tuple[str, object | None]:
-    """The family (`--family`, else the training run's precond kind, else vp) and, for a run, its recipe."""
+def _family_of(spec: str, family: str | None, overrides: list[str]) -> tuple[str, object | None]:
+    """The family (`--family`, else the training or import run's precond kind, else vp) and, for a run, its
+    recipe with `--set` overrides applied (e.g. its `[eval]` detector and reference)."""
     from edmctl.sweep.ablation import FAMILIES
 
     if not spec.startswith("run:"):
+        if overrides:
+            raise UserError(f"--set applies to a training or import run's recipe; {spec} is an analytic model.")
         return family or "vp", None
-    from edmctl.recipe import Recipe
-    from edmctl.registry import Registry
+    from edmctl.train.model import training_recipe
 
-    recipe = Recipe.model_validate(Registry().get(spec.removeprefix("run:")).recipe)
+    recipe = training_recipe(spec.removeprefix("run:"), overrides)
     own = recipe.precond.kind if recipe.precond.kind in FAMILIES else "vp"
     return family or own, recipe
 
@@ -58,12 +61,13 @@ def paper_order_line(result) -> str:
 
 @app.command("sampler")
 def sampler(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, or run:ID; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
     family: Annotated[str | None, typer.Option("--family", help="vp, ve or iddpm: whose original sampler starts the ladder (default: the run's precond kind, else vp).")] = None,
     nfe_max: Annotated[int, typer.Option("--nfe-max", min=2, help="Largest NFE of every curve.")] = 128,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the initial noise, e.g. 0-63 (FID models: images per point).")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")] = 256,
     metric: Annotated[str | None, typer.Option("--metric", help="Measure the knee is taken on: rms_median (default), rms_p90, flips or fd_exact for analytic models; fd for trained ones.")] = None,
+    overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Original sampler → + Heun & EDM steps → + σ(t)=t & s(t)=1, and every other solver, each over the step count."""
@@ -74,7 +78,7 @@ def sampler(
 
     seed_list = parse_seeds(seeds)
     spec, parent = resolve_model_spec(model)
-    family, recipe = _family_of(spec, family)
+    family, recipe = _family_of(spec, family, list(overrides or []))
     ladder_samplers(family)  # bad input (family, model, seeds, metric) is refused before the run is opened
     choose_metric(ladder_measures(spec, seed_list, batch, recipe)[0], metric)
 

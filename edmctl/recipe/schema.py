@@ -11,13 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS
+from edmctl.design.discretizations import DISCRETIZATIONS, default_sigma_range
 from edmctl.design.loss_weights import LOSS_WEIGHTS
 from edmctl.design.p_train import P_TRAIN
 from edmctl.design.precond import PRECONDS
 from edmctl.design.scalings import SCALINGS
 from edmctl.design.schedules import SCHEDULES
-from edmctl.design.solvers import SIGMA_ONLY_SOLVERS, SOLVERS
+from edmctl.design.solvers import CHURN_SOLVERS, MAX_ORDER, SIGMA_ONLY_SOLVERS, SOLVERS
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS
 
 
@@ -37,8 +37,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
 
+# The solver-specific [sampler] fields: unset (None) unless the solver takes them (its keyword-only parameters),
+# then filled with these defaults — k-diffusion's η = 1, UniPC's bh2, Restart's CIFAR-10 settings (Xu et al. 2023,
+# Table 3: N_restart = 3, K = 2, t_min = 0.06, t_max = 0.30, γ = 0.05); `order` defaults to the solver's highest.
+SOLVER_FIELD_DEFAULTS = dict(order=None, unipc_variant="bh2", eta=1.0, restart_k=2, restart_steps=3, restart_tmin=0.06,
+                             restart_tmax=0.30, restart_gamma=0.05)
+
+
 class Sampler(Section):
-    """How to sample: EDM Algorithm 2 and its ablations (Table 1, sampling rows)."""
+    """How to sample: EDM Algorithm 2 and its ablations (Table 1, sampling rows), and the solvers beyond it."""
 
     solver: one_of(SOLVERS) = "heun"
     alpha: float = Field(1.0, gt=0, le=1, description="2nd-order point of the Heun step; 1 = Heun")
@@ -49,31 +56,72 @@ class Sampler(Section):
     rho: float = Field(7.0, gt=0)
     sigma_min: float | None = Field(None, gt=0, description="unset: the discretization's default")
     sigma_max: float | None = Field(None, gt=0, description="unset: the discretization's default")
+    sigmas: list[float] | None = Field(None, min_length=1, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
     s_churn: float = Field(0.0, ge=0)
     s_tmin: float = Field(0.0, ge=0)
     s_tmax: float = Field(math.inf, ge=0)
     s_noise: float = Field(1.0, ge=0)
+    order: int | None = Field(None, ge=1, description="unipc (<= 3), ipndm (<= 4): multistep order; unset: the highest")
+    unipc_variant: Literal["bh1", "bh2"] | None = Field(None, description="unipc: B(h) = h (bh1) or e^h - 1 (bh2)")
+    eta: float | None = Field(None, ge=0, description="ancestral and SDE solvers: noise η (k-diffusion); unset: 1")
+    restart_k: int | None = Field(None, ge=1, description="restart: K, restarts of the interval")
+    restart_steps: int | None = Field(None, ge=2, description="restart: N_restart, Heun levels from t_max to t_min")
+    restart_tmin: float | None = Field(None, gt=0, description="restart: t_min (the nearest main step is used)")
+    restart_tmax: float | None = Field(None, gt=0, description="restart: t_max, the noise level jumped to")
+    restart_gamma: float | None = Field(None, ge=0, description="restart: churn γ of the restart steps")
 
     @model_validator(mode="after")
     def _consistent(self):
-        default_min, default_max = DEFAULT_SIGMA_RANGE[self.disc]
-        lo = default_min if self.sigma_min is None else self.sigma_min
-        hi = default_max if self.sigma_max is None else self.sigma_max
-        if lo >= hi:
+        self._check_table()
+        lo, hi = default_sigma_range(self.disc, self.sigmas)
+        lo = lo if self.sigma_min is None else self.sigma_min
+        hi = hi if self.sigma_max is None else self.sigma_max
+        if lo >= hi and self.disc != "table":
             raise ValueError(f"sampler.sigma_min ({lo:g}) must be below sampler.sigma_max ({hi:g})")
         if self.s_tmin > self.s_tmax:
             raise ValueError(f"sampler.s_tmin ({self.s_tmin:g}) must not exceed sampler.s_tmax ({self.s_tmax:g})")
-        if self.solver in SIGMA_ONLY_SOLVERS:
-            if (self.schedule, self.scaling) != ("linear", "none"):
-                raise ValueError(
-                    f"sampler.solver = '{self.solver}' needs sampler.schedule = 'linear' and sampler.scaling = "
-                    f"'none' (got '{self.schedule}' and '{self.scaling}'); use euler or heun for other schedules"
-                )
-            if self.s_churn > 0:
-                raise ValueError(f"sampler.s_churn > 0 needs solver euler or heun (got '{self.solver}')")
+        if self.solver in SIGMA_ONLY_SOLVERS and (self.schedule, self.scaling) != ("linear", "none"):
+            raise ValueError(
+                f"sampler.solver = '{self.solver}' needs sampler.schedule = 'linear' and sampler.scaling = "
+                f"'none' (got '{self.schedule}' and '{self.scaling}'); use euler, heun, ipndm or restart for other schedules"
+            )
+        if self.s_churn > 0 and self.solver not in CHURN_SOLVERS:
+            raise ValueError(f"sampler.s_churn > 0 needs solver {', '.join(sorted(CHURN_SOLVERS))} (got '{self.solver}')")
         if self.alpha != 1 and self.solver != "heun":
             raise ValueError(f"sampler.alpha applies to solver heun only (got solver '{self.solver}')")
+        self._fill_solver_fields()
         return self
+
+    def _check_table(self):
+        """`sigmas` goes with disc 'table' and nothing else: N positive, finite, strictly decreasing levels."""
+        if (self.disc == "table") != (self.sigmas is not None):
+            raise ValueError("sampler.disc = 'table' and sampler.sigmas go together: set both or neither"
+                             f" (got disc '{self.disc}', sigmas {'set' if self.sigmas else 'unset'})")
+        if self.sigmas is None:
+            return
+        values = self.sigmas
+        if not all(math.isfinite(v) and v > 0 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
+            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing (got {values})")
+        if len(values) != self.steps:
+            raise ValueError(f"sampler.steps ({self.steps}) must equal the number of sampler.sigmas ({len(values)})")
+        if self.sigma_min is not None or self.sigma_max is not None:
+            raise ValueError("sampler.sigma_min/sigma_max do not apply to disc 'table': its sigmas are the levels")
+
+    def _fill_solver_fields(self):
+        """Refuse solver fields the solver does not take; fill in the defaults of those it does."""
+        takes = constants_of(SOLVERS[self.solver])
+        for name, default in SOLVER_FIELD_DEFAULTS.items():
+            value = getattr(self, name)
+            if name not in takes:
+                if value is not None:
+                    users = [s for s, fn in SOLVERS.items() if name in constants_of(fn)]
+                    raise ValueError(f"sampler.{name} applies to solver {', '.join(users)} only (got solver '{self.solver}')")
+            elif value is None:
+                object.__setattr__(self, name, MAX_ORDER[self.solver] if name == "order" else default)
+        if self.order is not None and self.order > MAX_ORDER[self.solver]:
+            raise ValueError(f"sampler.order for solver {self.solver} must be 1..{MAX_ORDER[self.solver]} (got {self.order})")
+        if self.restart_tmin is not None and self.restart_tmin >= self.restart_tmax:
+            raise ValueError(f"sampler.restart_tmin ({self.restart_tmin:g}) must be below sampler.restart_tmax ({self.restart_tmax:g})")
 
 
 PRECOND_DEFAULTS = {
@@ -98,6 +146,8 @@ class Precond(Section):
     sigma_max: float | None = Field(None, gt=0)
     C_1: float | None = Field(None, gt=0)
     C_2: float | None = Field(None, ge=0)
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="VP σ⁻¹ and σ range, iDDPM u_j table: float64, or float32 as NVlabs/edm (imported networks)")
 
     @model_validator(mode="after")
     def _fill_kind_constants(self):

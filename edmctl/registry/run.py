@@ -1,7 +1,6 @@
 """`open_run`: the one way a command records a run (environment, heartbeat, and how it ended)."""
 
 import hashlib
-import json
 import shutil
 import signal
 import threading
@@ -88,14 +87,8 @@ def open_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str |
     registry = Registry(home, create=True)
     parent_id = registry.get(parent).id if parent is not None else None
     env = environment.capture()
-    now = time.time()
-    columns = {
-        "kind": kind, "status": "running", "name": name, "parent_id": parent_id,
-        "recipe_json": json.dumps(recipe or {}, sort_keys=True, default=str), "recipe_hash": recipe_hash,
-        "seeds_json": json.dumps([int(s) for s in seeds]), "argv_json": json.dumps(list(argv or [])),
-        "created": now, "started": now, "heartbeat": now, "extra_json": json.dumps(env.extra, default=str),
-        **env.columns,
-    }
+    columns = writes.request_columns(kind, "running", recipe, recipe_hash, seeds, argv, parent_id, name, env.extra)
+    columns.update(started=columns["created"], heartbeat=columns["created"], **env.columns)
     run = Run(registry, db.write(registry.engine, lambda conn: writes.insert_run(conn, columns)))
     _make_dir(run)
     with lifecycle(run, env.files, discard_on_user_error=True):
@@ -107,13 +100,17 @@ def lifecycle(run: Run, env_files: dict[str, bytes], discard_on_user_error: bool
     """Heartbeat and SIGTERM handling around the body, and how the run ends (done, failed, interrupted).
 
     A `UserError` discards the run (`discard_on_user_error`, a run just opened) or marks it failed (a run
-    queued before, whose row the caller owns)."""
+    queued before, whose row the caller owns). A registry that stops working (`RegistryUnavailable`: a full disk)
+    keeps the folder and leaves the row for `reap`: what the run wrote so far is not thrown away."""
     heartbeat = _Heartbeat(run.registry, run.id)
     try:
         _save_environment(run, env_files)
         heartbeat.start()
         with _sigterm_interrupts():
             yield run
+    except db.RegistryUnavailable:
+        heartbeat.stop()  # the registry cannot record the end: the row is reaped later; the folder is kept
+        raise
     except UserError as e:
         if not discard_on_user_error:
             _end(run, heartbeat, "failed", f"UserError: {e}")

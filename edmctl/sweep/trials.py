@@ -110,10 +110,9 @@ def sample_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
 
     model, seeds = model_of(settings), parse_seed_list(settings)
     metric = settings.get("metric") or default_metric("sample", settings["model"])
-    if metric not in SAMPLE_METRICS:
-        raise UserError(f"sample trials measure one of {', '.join(SAMPLE_METRICS)}, not metric = {metric!r}.")
-    if metric != "fd" and not is_analytic(model):
-        raise UserError(f"metric = {metric!r} needs an analytic model (ideal:...), not {settings['model']!r}; use metric = \"fd\".")
+    if metric not in SAMPLE_METRICS:  # sorted by nfe or seconds: measure the model's default metric too
+        metric = default_metric("sample", settings["model"])
+    check_metric({**settings, "trial": "sample", "metric": metric})
     result = sample(model, recipe.sampler, seeds, settings.get("batch", 256), device=device)
     run.update(model=settings["model"], nfe=result.nfe, num_images=len(seeds))
     return {**SAMPLE_METRICS[metric](model, result.samples, recipe, settings, seeds, device),
@@ -209,6 +208,27 @@ TRIALS: dict[str, Callable[..., dict[str, float]]] = {
     "train": train_trial,
     "train+fid": train_fid_trial,
 }
+
+
+def trial_metrics(trial: str) -> tuple[str, ...]:
+    """The metrics a trial of this kind records, any of which can sort a sweep: the measured one, `nfe`,
+    `seconds`, and for training trials the tick metrics (loss overall and per σ bin, speed, memory)."""
+    from edmctl.train.stats import bin_names
+
+    training = ("loss", *bin_names(), "images_per_s", "kimg", "memory_gib", "seconds")
+    return {"sample": (*SAMPLE_METRICS, "nfe", "seconds"), "fid": ("fid", "nfe", "seconds"), "train": training,
+            "train+fid": ("fid", "nfe", *training)}[trial]
+
+
+def check_metric(settings: dict) -> None:
+    """The sweep's `metric` is one its trials record (and a sampler error has an analytic model): UserError
+    otherwise, before anything is recorded."""
+    trial, metric = settings["trial"], settings["metric"]
+    allowed = trial_metrics(trial)
+    if metric not in allowed:
+        raise UserError(f"metric = {metric!r} is not recorded by {trial} trials; use one of {', '.join(allowed)}.")
+    if trial == "sample" and metric in SAMPLER_ERRORS and not is_analytic(model_of(settings)):
+        raise UserError(f"metric = {metric!r} needs an analytic model (ideal:...), not {settings['model']!r}; use metric = \"fd\".")
 
 
 def run_kind(trial: str) -> str:

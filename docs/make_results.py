@@ -369,7 +369,7 @@ def heun_solve(flow, x, sigma_from, sigma_to, substeps: int):
     sigmas = torch.linspace(float(sigma_from), float(sigma_to), substeps + 1, dtype=torch.float64)
     t_steps = torch.cat([sigmas, sigmas[-1:]])
     no_churn = Churn(0.0, 0.0, math.inf, 1.0, substeps + 1)
-    return heun(flow, x, t_steps, no_churn, lambda: torch.zeros_like(x))
+    return heun(flow, x, t_steps, no_churn, lambda: torch.zeros_like(x), alpha=1.0)
 
 
 def truncation_errors(model, rho: float, steps: int, seeds: list[int], substeps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -66,17 +66,13 @@ def mode_flips(model, samples: torch.Tensor, reference: torch.Tensor) -> torch.T
 
 
 def fd_exact(model, samples: torch.Tensor) -> float:
-    """Fréchet distance of the samples' pixels (mean μ_s, unbiased covariance Σ_s) to the model's exact
-    `moments()` (μ, Σ): d² = ‖μ_s − μ‖² + Tr Σ_s + Tr Σ − 2 Tr((Σ_s Σ)^½), the FID formula (Heusel et al. 2017),
-    with Tr((Σ_s Σ)^½) = Σ_i √λ_i(Σ^½ Σ_s Σ^½): a symmetric eigenproblem, real and exact even when Σ_s is
-    singular (fewer seeds than pixels), where a matrix square root of Σ_s Σ turns complex."""
+    """Fréchet distance (`edmctl.fid.distance.frechet_distance_psd`, exact for the singular covariance of fewer
+    seeds than pixels) of the samples' pixels (mean, unbiased covariance) to the model's exact `moments()`."""
+    from edmctl.fid.distance import frechet_distance_psd
+
     flat = samples.flatten(1)
-    mean_s, covariance_s = flat.mean(dim=0), torch.cov(flat.T)
     mean, covariance = model.moments()
-    eigenvalues, vectors = torch.linalg.eigh(covariance)
-    root = (vectors * eigenvalues.clamp_min(0).sqrt()) @ vectors.T
-    cross = torch.linalg.eigvalsh(root @ covariance_s @ root).clamp_min(0).sqrt().sum()
-    return float((mean_s - mean).pow(2).sum() + covariance_s.trace() + covariance.trace() - 2 * cross)
+    return frechet_distance_psd(flat.mean(dim=0).numpy(), torch.cov(flat.T).numpy(), mean.numpy(), covariance.numpy())
 
 
 SAMPLER_ERRORS: dict[str, Callable[[object, torch.Tensor, torch.Tensor], float]] = {

@@ -19,7 +19,8 @@ def train_run(lr: float, ticks: range, parent=None, resumed_from: int = 0) -> in
         for tick in ticks:
             values = {name: 1.0 / (tick + k + 1) for k, name in enumerate(bin_names())}
             loss = 1.0 / tick + (0.5 if parent else 0.0)  # the resumed run's values differ from its parent's
-            run.log_metrics({**values, "loss": loss, "images_per_s": 100.0 + tick}, step=tick * 1000)
+            run.log_metrics({**values, "loss": loss, "images_per_s": 100.0 + tick, "lr": min(tick / 2, 1) * lr,
+                             "ema_beta": 0.99}, step=tick * 1000)
         return run.id
 
 

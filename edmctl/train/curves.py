@@ -3,7 +3,7 @@
 A run's series (`series`) continues its parents' when it resumed one (`edmctl train --resume`): the parent's
 points up to the image count the run started from, then the run's own, so a resumed run plots as one curve
 with no point twice and none dropped. `plot_runs` draws one run's loss per σ bin (log y), total loss and
-images/s, or one metric for several runs with the recipe fields that differ between them in the legend (what
+learning rate, EMA β and images/s, or one metric for several runs with the recipe fields that differ between them in the legend (what
 `edmctl compare` shows).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from edmctl.errors import UserError
 from edmctl.paths import save_figure
 
-SINGLE_RUN_PANELS = ("loss", "images_per_s")  # beside the per-σ-bin losses, for one run without --metric
+SINGLE_RUN_PANELS = ("loss", "lr", "ema_beta", "images_per_s")  # beside the per-σ-bin losses: one run, no --metric
 
 
 def series(registry, record, key: str) -> list[tuple[int, float]]:
@@ -84,12 +84,15 @@ def plot_runs(registry, refs: list[str], path: Path | None = None, metric: str |
     records = [registry.get(ref) for ref in refs]
     if metric is None and len(records) > 1:
         metric = "loss"
-    fig, axes = plt.subplots(1, 1 if metric else 3, figsize=(7 if metric else 16, 4.5), squeeze=False)
+    rows, columns = (1, 1) if metric else (2, 3)
+    fig, axes = plt.subplots(rows, columns, figsize=(7 * columns - 1 * (columns > 1), 4.5 * rows), squeeze=False)
     if metric:
         drawn = _panel(axes[0][0], registry, records, metric, log_y=metric.startswith("loss"))
     else:
-        drawn = _sigma_bins_panel(axes[0][0], registry, records[0])
-        drawn |= any([_panel(ax, registry, records, key, log_y=key == "loss") for ax, key in zip(axes[0][1:], SINGLE_RUN_PANELS)])
+        drawn = _sigma_bins_panel(axes.flat[0], registry, records[0])
+        drawn |= any([_panel(ax, registry, records, key, log_y=key == "loss") for ax, key in zip(axes.flat[1:], SINGLE_RUN_PANELS)])
+        for ax in axes.flat[1 + len(SINGLE_RUN_PANELS):]:
+            ax.axis("off")
     if not drawn:
         plt.close(fig)
         shown = metric or "loss"

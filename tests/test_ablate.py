@@ -10,7 +10,7 @@ from edmctl.cli.main import main
 from edmctl.evaluate import SAMPLER_ERRORS, sampler_error
 from edmctl.models import load_model
 from edmctl.registry import Registry
-from edmctl.sweep.ablation import Curve, LadderResult, Point, ladder_samplers, paper_order_from, sampler_ladder
+from edmctl.sweep.ablation import Curve, LadderResult, Point, ladder_samplers, paper_order_text, sampler_ladder
 
 MODEL = "ideal:digits?std=0.2&n=50"
 
@@ -38,15 +38,17 @@ def rung(label: str, values: dict[int, float]) -> Curve:
     return Curve(label, {}, "rms_median", [Point(0, nfe, {"rms_median": v}) for nfe, v in values.items()])
 
 
-def test_the_papers_order_holds_from_the_nfe_after_which_no_rung_is_worse_than_the_one_before():
+def test_the_papers_order_holds_where_no_rung_is_worse_than_the_one_before():
     euler = rung("original (Euler)", {3: 1.0, 5: 0.5, 8: 0.3, 10: 0.2})  # Euler beside Heun's 2N − 1: NFE + 1
     heun = rung("+ Heun & EDM t_i", {3: 80.0, 5: 0.4, 7: 0.1, 9: 0.05})
     edm = rung("+ σ(t)=t & s(t)=1", {3: 70.0, 5: 0.45, 7: 0.05, 9: 0.01})
     other = rung("lms, EDM t_i & σ(t)=t", {3: 99.0, 5: 99.0, 7: 99.0, 9: 99.0})  # not a rung: ignored
     result = LadderResult("m", "vp", "rms_median", ["rms_median"], 10, [euler, heun, edm, other])
-    assert paper_order_from(result, "rms_median") == 7  # at 3 Heun diverges, at 5 the EDM rung is worse than Heun's
+    assert paper_order_text(result, "rms_median") == "7–9"  # at 3 Heun diverges, at 5 the EDM rung is worse than Heun's
     edm.points[-1].values["rms_median"] = 0.5
-    assert paper_order_from(result, "rms_median") is None  # not in order at the largest NFE
+    edm.points[0].values["rms_median"] = 1.0
+    heun.points[0].values["rms_median"] = 1.0
+    assert paper_order_text(result, "rms_median") == "3, 7"
 
 
 def test_heun_with_edm_steps_converges_towards_the_reference_on_an_analytic_model():
@@ -88,7 +90,7 @@ def test_ablate_sampler_records_an_ablate_run_with_a_plot(tmp_path, monkeypatch,
     assert main(["ablate", "sampler", "--model", MODEL, "--family", "ve", "--nfe-max", "6", "--seeds", "0-1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["family"] == "ve" and len(doc["curves"]) == 11 and all(c["knee"] for c in doc["curves"])
-    assert set(doc["paper_order_from"]) == set(SAMPLER_ERRORS) == set(doc["curves"][0]["points"][0]) - {"steps", "nfe", "value"}
+    assert set(doc["paper_order_at"]) == set(SAMPLER_ERRORS) == set(doc["curves"][0]["points"][0]) - {"steps", "nfe", "value"}
     run = Registry(tmp_path / "runs").get(doc["run"])
     assert run.kind == "ablate" and run.status == "done"
     assert {f"curve0.{name}" for name in SAMPLER_ERRORS} <= set(Registry(tmp_path / "runs").metrics(run.id))

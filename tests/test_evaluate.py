@@ -69,7 +69,7 @@ def test_the_reference_is_deterministic_heun_with_edm_steps_over_the_samplers_ow
     assert ref.sigma_max == pytest.approx(152.0, abs=0.2) and ref.sigma_min == pytest.approx(0.0105, abs=1e-3)
 
 
-def test_fd_exact_is_the_fid_formula_and_stays_real_for_two_samples():
+def test_fd_exact_is_the_fid_formula_and_stays_real_for_two_samples_as_does_the_fid_code():
     import numpy as np
 
     from edmctl.evaluate.sampler_error import fd_exact
@@ -84,3 +84,5 @@ def test_fd_exact_is_the_fid_formula_and_stays_real_for_two_samples():
     two, d = flat[:2], flat[0] - flat[1]  # Σ_s = d dᵀ/2 has rank 1: Tr((Σ_s Σ)^½) = √(dᵀ Σ d / 2)
     by_hand = ((two.mean(0) - mean) ** 2).sum() + d @ d / 2 + np.trace(covariance) - 2 * np.sqrt(d @ covariance @ d / 2)
     assert fd_exact(model, x[:2]) == pytest.approx(by_hand, rel=1e-6)
+    two_stats = Stats(two.mean(0), np.cov(two, rowvar=False))  # clean-fid's sqrtm fails here; its fallback does not
+    assert frechet_distance(two_stats, Stats(mean, covariance)) == pytest.approx(by_hand, rel=1e-6)

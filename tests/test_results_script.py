@@ -91,6 +91,18 @@ def test_markdown_table_and_document_carry_every_section(results):
     assert "Section 5 is not in this run: no training." in doc and f"train_kimg = {results.Sizes().train_kimg}" in doc
 
 
+def test_rewriting_some_sections_keeps_the_others_verbatim(results, tmp_path):
+    one, two = (results.Section(n, f"title {n}", "cmd", f"body {n}\n\n| a |\n| --- |", [f"results/{n}.png"], 3.0) for n in (1, 2))
+    path = tmp_path / "results.md"
+    path.write_text(results.render([one, two], 60.0, results.Sizes(), {}))
+    kept = results.kept_sections(path, [2])
+    assert list(kept) == [1] and kept[1].startswith("## 1. title 1") and "![title 1](results/1.png)" in kept[1]
+    new_two = results.Section(2, "title 2", "cmd", "body 2 again", [], 4.0)
+    doc = results.render([new_two], 30.0, results.Sizes(), {}, kept)
+    assert doc.index("## 1. title 1") < doc.index("## 2. title 2") and "body 2 again" in doc and "body 2\n" not in doc
+    assert doc.split("## 1.")[1].split("## 2.")[0] == path.read_text().split("## 1.")[1].split("## 2.")[0]
+
+
 def test_unknown_section_is_refused(results):
     with pytest.raises(SystemExit, match="not one of"):
         results.parse_sections("1,9")

@@ -93,7 +93,8 @@ def test_snapshots_are_plain_data_recorded_with_sha256(home, capsys):
         assert state["nimg"] == artifact.step and state["ema"].keys() == state["net"].keys()
         assert len(state["rng"]["torch_cpu"]) == 1 and state["optimizer"]["state"]
     metrics = registry.metrics(run.id)
-    assert {"loss", "images_per_s", "memory_gib", "kimg"} <= set(metrics)
+    assert {"loss", "images_per_s", "memory_gib", "kimg", "lr", "ema_beta"} <= set(metrics)
+    assert 0 < metrics["lr"].value <= run.recipe["training"]["lr"] and 0 <= metrics["ema_beta"].value < 1
     assert any(key.startswith("loss_sigma") for key in metrics)
     assert not list(home.glob("run*/.*tmp*"))  # nothing half-written left behind
 

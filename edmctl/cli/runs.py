@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from edmctl.cli.common import JsonOpt, emit, out
+from edmctl.cli.plot import PlotOutOpt, write_curves
 
 RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("precond", "precond.kind"),
                   ("data", "data.source"))
@@ -202,8 +203,10 @@ def rm(
 # -- show -------------------------------------------------------------------------------------------------
 
 
-def show(run: RunArg, as_json: JsonOpt = False) -> None:
-    """A run's recipe, metrics (latest and best), artifacts with sha256, and environment."""
+def show(run: RunArg, as_json: JsonOpt = False,
+         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, images/s against kimg) and print the path.")] = False,
+         out_path: PlotOutOpt = None) -> None:
+    """A run's recipe, metrics (latest and best), artifacts with sha256, and environment; `--plot`: its curves."""
     reg = registry()
     reg.reap()
     record = reg.get(run)
@@ -213,7 +216,9 @@ def show(run: RunArg, as_json: JsonOpt = False) -> None:
     doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step}
                         for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
-    emit(doc, as_json, lambda: render_show(doc))
+    if plot or out_path is not None:
+        doc["plot"] = str(write_curves([record.label], out_path, None))
+    emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
 
 
 def _pairs_table(title: str, pairs: list[tuple[str, Any]]):

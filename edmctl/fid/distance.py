@@ -23,7 +23,19 @@ def frechet_distance(a: Stats, b: Stats) -> float:
         # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
         # regularises sigma itself when the square root is not finite, so scipy's warning tells the user nothing.
         warnings.simplefilter("ignore", category=_linalg_warning())
-        return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+        try:
+            return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+        except ValueError:  # sqrtm(Σ_a Σ_b) kept an imaginary part: singular covariances (fewer images than features)
+            return frechet_distance_psd(a.mu, a.sigma, b.mu, b.sigma)
+
+
+def frechet_distance_psd(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray) -> float:
+    """The same d² with Tr((Σ_a Σ_b)^½) = Σ_i √λ_i(Σ_b^½ Σ_a Σ_b^½), a symmetric eigenproblem: real and exact for
+    any positive semi-definite covariances, singular ones included (where a square root of Σ_a Σ_b turns complex)."""
+    eigenvalues, vectors = np.linalg.eigh(sigma_b)
+    root = (vectors * np.sqrt(eigenvalues.clip(min=0))) @ vectors.T
+    cross = np.sqrt(np.linalg.eigvalsh(root @ sigma_a @ root).clip(min=0)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sigma_a) + np.trace(sigma_b) - 2 * cross)
 
 
 @contextlib.contextmanager

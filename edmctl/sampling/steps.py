@@ -2,9 +2,9 @@
 
 σ_0 stays at the sampler's σ_max (the noise the samples start from); ln σ_1 > … > ln σ_{N−1} are searched by
 Nelder–Mead (scipy), starting from the sampler's own discretization, to minimise the median over seeds of each
-sample's RMS distance to its converged reference (`rms_median` of `edmctl.evaluate`, as bench/solver_accuracy.py
-measures a solver). The reference is `edmctl.evaluate.reference_solution` (Heun, many edm steps, same seeds) or a
-run's samples. Use search seeds other than the ones the result is judged on, or the levels fit those seeds' noise.
+sample's RMS distance to its converged reference (`edmctl.evaluate.rms_median`, the project's sampler error).
+The reference is a Heun solve with `REFERENCE_STEPS` edm steps from the same seeds, or a run's samples. Use search
+seeds other than the ones the result is judged on, or the levels fit those seeds' noise.
 """
 
 import math
@@ -16,7 +16,7 @@ import torch
 from edmctl.design.discretizations import DISCRETIZATIONS
 from edmctl.design.sampler import fields_of, sigma_range
 from edmctl.errors import UserError
-from edmctl.evaluate import SAMPLER_ERRORS
+from edmctl.evaluate import rms_median
 from edmctl.sampling.driver import sample
 
 SIMPLEX_SPREAD = 0.3  # the initial simplex: each ln σ_i moved by this much
@@ -72,7 +72,7 @@ def optimize_steps(model, sampler, seeds: list[int], reference: torch.Tensor, ba
             error = INVALID
         else:
             samples = sample(model, with_table(sampler, sigmas), seeds, batch).samples
-            error = SAMPLER_ERRORS["rms_median"](model, samples, reference) if torch.isfinite(samples).all() else INVALID
+            error = rms_median(samples, reference) if torch.isfinite(samples).all() else INVALID
         history.append(min(error, history[-1]) if history else error)
         if progress is not None:
             progress(len(history), history[-1])

@@ -9,7 +9,7 @@ All curves share the family's σ range (Table 1), so they solve one ODE from the
 carries every measure: for analytic models the sampler errors of `edmctl.evaluate` (`rms_median`, `rms_p90`,
 `flips`, `fd_exact`), for trained ones the Fréchet distance to the reference statistics (`fd`, `[eval]`). The
 knee of each curve (the lowest NFE whose value is within 3% of its best, as the paper marks it) is taken on one
-of them, `metric`; `paper_order_from` says from which NFE on the rungs are in the paper's order.
+of them, `metric`; `paper_order_at` says at which NFEs the rungs are in the paper's order under each.
 """
 
 from dataclasses import dataclass, field
@@ -88,7 +88,7 @@ class LadderResult:
     def as_dict(self) -> dict:
         return {"model": self.model, "family": self.family, "metric": self.metric, "measures": self.measures,
                 "nfe_max": self.nfe_max, "curves": [c.as_dict() for c in self.curves],
-                "paper_order_from": {m: paper_order_from(self, m) for m in self.measures}}
+                "paper_order_at": {m: paper_order_at(self, m) for m in self.measures}}
 
 
 def in_paper_order(result: LadderResult, measure: str, nfe: int) -> bool | None:
@@ -100,15 +100,27 @@ def in_paper_order(result: LadderResult, measure: str, nfe: int) -> bool | None:
     return all(later <= earlier for earlier, later in zip(values, values[1:]))
 
 
-def paper_order_from(result: LadderResult, measure: str) -> int | None:
-    """The lowest NFE of the last rung from which on, at every NFE measured, the rungs are in the paper's order
-    (original ≥ + Heun ≥ + σ(t)=t, Euler compared at its NFE or one more); None if not at the largest NFE."""
-    verdicts = [(p.nfe, in_paper_order(result, measure, p.nfe)) for p in result.rungs()[-1].points]
-    verdicts = [(nfe, holds) for nfe, holds in verdicts if holds is not None]
-    start = None
-    for nfe, holds in verdicts:
-        start = (start or nfe) if holds else None
-    return start
+def paper_order_at(result: LadderResult, measure: str) -> list[int]:
+    """The NFEs of the last rung at which the rungs are in the paper's order under `measure` (original ≥
+    + Heun ≥ + σ(t)=t; Euler compared at the same NFE or one more)."""
+    return [p.nfe for p in result.rungs()[-1].points if in_paper_order(result, measure, p.nfe)]
+
+
+def nfe_ranges(nfes: list[int], measured: list[int]) -> str:
+    """`3–11, 23–127`: runs of consecutive entries of `measured` that are in `nfes`; `none` when empty."""
+    runs, current = [], []
+    for nfe in measured:
+        if nfe in nfes:
+            current.append(nfe)
+        elif current:
+            runs, current = runs + [current], []
+    runs += [current] if current else []
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "none"
+
+
+def paper_order_text(result: LadderResult, measure: str) -> str:
+    """Where the paper's order holds under `measure`, as NFE ranges of the last rung."""
+    return nfe_ranges(paper_order_at(result, measure), [p.nfe for p in result.rungs()[-1].points])
 
 
 def ladder_samplers(family: str) -> list[tuple[str, dict]]:
@@ -235,9 +247,8 @@ def _measure_panel(ax, result: LadderResult, measure: str) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_yscale("linear" if measure == "flips" else "log")
-    order = paper_order_from(result, measure)
     ax.set(xlabel="NFE", ylabel=measure, title=f"{measure}{' (knee metric)' if measure == result.metric else ''}: "
-           + (f"paper's order from NFE {order}" if order else "paper's order not reached"))
+           f"paper's order at NFE {paper_order_text(result, measure)}")
 
 
 def plot_ladder(result: LadderResult, path: Path) -> Path:

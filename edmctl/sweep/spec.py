@@ -4,7 +4,7 @@
     trial = "sample"               # a name in edmctl.sweep.trials.TRIALS
     model = "ideal:digits?std=0.2" # sample and fid trials: the model spec (as `edmctl sample --model`)
     seeds = "0-63"                 # sample trials: one image per seed
-    metric = "rms"                 # the trial metric the results are sorted by (default: the trial's own)
+    metric = "rms_median"          # the trial metric the results are sorted by (default: the trial's own)
     direction = "min"              # min or max
 
     [set]                          # fixed overrides, as `--set`

@@ -215,7 +215,7 @@ def trial_metrics(trial: str) -> tuple[str, ...]:
     `seconds`, and for training trials the tick metrics (loss overall and per σ bin, speed, memory)."""
     from edmctl.train.stats import bin_names
 
-    training = ("loss", *bin_names(), "images_per_s", "kimg", "memory_gib", "seconds")
+    training = ("loss", *bin_names(), "images_per_s", "kimg", "memory_gib", "lr", "ema_beta", "seconds")
     return {"sample": (*SAMPLE_METRICS, "nfe", "seconds"), "fid": ("fid", "nfe", "seconds"), "train": training,
             "train+fid": ("fid", "nfe", *training)}[trial]
 

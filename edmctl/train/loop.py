@@ -135,10 +135,15 @@ class Trainer:
         self.steps += 1
 
     def tick_metrics(self) -> dict[str, float]:
-        """Loss overall and per σ bin over every rank since the last call (collective), then reset."""
+        """Loss overall and per σ bin over every rank since the last call (collective), then reset; the learning
+        rate and EMA β of the last step."""
+        training = self.recipe.training
         values = self.losses.metrics(all_sum(self.dist, self.losses.packed()))
         self.losses.reset()
         values["memory_gib"] = memory_gib(self.dist.device)
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        values["ema_beta"] = ema_beta(training.batch, self.nimg - training.batch, training.ema_halflife_kimg,
+                                      training.ema_rampup_ratio)
         return values
 
     def _rng_states(self) -> dict[str, list[torch.Tensor]]:

@@ -1,0 +1,36 @@
+"""`edmctl plot RUN... [--metric M]`: training curves from the registry (`edmctl.train.curves`)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edmctl.cli.common import JsonOpt, emit, out
+
+PlotOutOpt = Annotated[Path | None, typer.Option("--out", help="PNG to write (default: curves.png in the (first) run's folder).")]
+
+
+def write_curves(refs: list[str], out_path: Path | None, metric: str | None) -> Path:
+    """Plot the runs' curves through the library and return the file written."""
+    from edmctl.registry import Registry
+    from edmctl.train.curves import plot_runs
+
+    registry = Registry()
+    registry.reap()
+    return plot_runs(registry, refs, out_path, metric)
+
+
+def plot(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN...", help="run12, 12 or latest; several runs share one plot.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="One logged metric (e.g. loss, loss_sigma0.1-1, images_per_s), one curve per run; default: one run's loss per σ bin, loss and images/s, or several runs' loss.")] = None,
+    out_path: PlotOutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Curves of logged metrics against kimg; a resumed run continues its parent's curves."""
+    path = write_curves(runs, out_path, metric)
+    emit({"runs": runs, "metric": metric, "plot": str(path)}, as_json, lambda: out.print(f"plot: {path}", highlight=False))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `plot` command."""
+    app.command("plot")(plot)

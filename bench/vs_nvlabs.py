@@ -18,7 +18,7 @@ Ratios are edmctl ÷ NVlabs per interleaved pair; printed as the median and the 
 Sampling and memory: lower is better; training images/s: higher is better. Run with OMP_NUM_THREADS=1 (as
 `bench/run_all.py` does) so the two see the same single core.
 
-    EDM_SRC=/path/to/edm python bench/vs_nvlabs.py [--repeats 5] [--batch 64] [--resolution 16] [--channels 48]
+    EDM_SRC=/path/to/edm python bench/vs_nvlabs.py [--repeats 5] [--batch 64] [--resolution 16] [--channels 64]
 """
 
 import argparse
@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--resolution", type=int, default=16)
-    parser.add_argument("--channels", type=int, default=48, help="model_channels (48: 3.9M parameters)")
+    parser.add_argument("--channels", type=int, default=64, help="model_channels (a multiple of 32; 64: 7.0M parameters)")
     args = parser.parse_args()
     source = os.environ.get("EDM_SRC")
     if not source:

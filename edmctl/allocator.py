@@ -12,10 +12,10 @@ it starts, and a user applies them to the first one with `export GLIBC_TUNABLES=
 import os
 
 TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+AT_START = os.environ.get("GLIBC_TUNABLES")  # what this process runs with (read before anything here sets it)
 
 
-def child_environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """`env` (default: this process's) with `TUNABLES` as GLIBC_TUNABLES unless the user set their own."""
-    env = dict(os.environ if env is None else env)
-    env.setdefault("GLIBC_TUNABLES", TUNABLES)
-    return env
+def apply_to_children() -> None:
+    """Processes started from now on (subprocess, multiprocessing spawn, torchrun) get `TUNABLES`, unless the
+    user set GLIBC_TUNABLES; this process itself keeps the allocator it started with (`AT_START`)."""
+    os.environ.setdefault("GLIBC_TUNABLES", TUNABLES)

@@ -61,6 +61,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recipe; print the run, images trained, final loss and the last snapshot."""
+    from edmctl.allocator import apply_to_children
     from edmctl.train.distributed import init_distributed, shutdown, torchrun_command
     from edmctl.train.session import dry_run as measure
     from edmctl.train.session import train as run_train
@@ -71,6 +72,7 @@ def train(
         raise UserError(f"--nproc must be at least 1, got {nproc}.")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         command = torchrun_command(nproc, _relaunch_args(recipe_path, overrides, resume, dry_run, as_json))
+        apply_to_children()  # torchrun and its workers start with edmctl's malloc settings
         raise typer.Exit(subprocess.run(command).returncode)
     dist = init_distributed()
     try:

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edmctl import allocator
+
 GIT_TIMEOUT_S = 5.0
 
 
@@ -35,6 +37,7 @@ def capture() -> Environment:
         "python_version": platform.python_version(),
     })
     env.columns.update(torch_info())
+    env.extra["glibc_tunables"] = allocator.AT_START  # malloc settings this process started with (None: glibc's)
     packages = installed_packages()
     env.columns["packages_hash"] = hashlib.sha256(packages.encode()).hexdigest()
     env.files["packages.txt"] = packages.encode()

@@ -163,6 +163,9 @@ def run_parallel(parent_id: int, settings: dict, home, jobs: int, gpus: list[int
     import multiprocessing
     from multiprocessing.connection import wait
 
+    from edmctl.allocator import apply_to_children
+
+    apply_to_children()  # the spawned workers start with edmctl's malloc settings
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     workers = [Worker(context, parent_id, settings, home, _gpu_for(i, gpus), threads) for i in range(jobs)]

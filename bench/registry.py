@@ -1,6 +1,7 @@
 """Registry at scale: 10,000 runs x 20 metrics (x 5 logged steps each = 1,000,000 history rows).
 
-Prints, in-process on one database: the time of `edmctl runs --limit 50`, `edmctl show RUN` and
+Prints, in-process on one database: the time of `edmctl runs --limit 50`, `runs --where` on recipe fields
+(the recipes hold the default `s_tmax = inf`, as real ones do), `edmctl show RUN` and
 `edmctl compare RUN RUN` (CLI in-process with rendering, and the library query alone), each against the 0.3 s
 target; and the throughput of 8 concurrent writer processes against 1 writer (runs/s and metric rows/s through
 `open_run`, `log_metrics` and WAL + BEGIN IMMEDIATE + retries), with the number of errors (must be 0).
@@ -21,16 +22,17 @@ import time
 from pathlib import Path
 
 from edmctl.registry import Registry, db, environment, open_run
-from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
+from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord, dump_json
 
 TARGET_S = 0.3
 SOLVERS, PRECONDS = ("euler", "heun", "dpm2"), ("vp", "ve", "edm")
 
 
 def synthetic_recipe(rng: random.Random) -> dict:
+    """A recipe like the ones edmctl records, with the default `s_tmax = inf` (stored as standard JSON)."""
     return {
         "sampler": {"solver": rng.choice(SOLVERS), "steps": rng.choice([18, 32, 64]), "rho": 7.0, "s_churn": 0.0,
-                    "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003, "sigma_min": 0.002, "sigma_max": 80.0},
+                    "s_tmin": 0.05, "s_tmax": float("inf"), "s_noise": 1.003, "sigma_min": 0.002, "sigma_max": 80.0},
         "precond": {"kind": rng.choice(PRECONDS), "sigma_data": 0.5},
         "network": {"arch": "ddpmpp", "model_channels": 128, "channel_mult": [2, 2, 2], "dropout": 0.13},
         "training": {"lr": 1e-3, "batch": 512, "ema_halflife_kimg": 500, "p_mean": -1.2, "p_std": 1.2},
@@ -50,7 +52,7 @@ def populate(home: Path, runs: int, keys: int, steps: int) -> float:
         for i in range(first + 1, min(first + chunk, runs) + 1):
             created = now - (runs - i) * 60
             run_rows.append({"id": i, "kind": rng.choice(["train", "sample", "fid"]), "status": "done",
-                             "recipe_json": json.dumps(synthetic_recipe(rng), sort_keys=True), "recipe_hash": f"{i:064x}",
+                             "recipe_json": dump_json(synthetic_recipe(rng), sort_keys=True), "recipe_hash": f"{i:064x}",
                              "seeds_json": json.dumps(list(range(64))), "argv_json": '["edmctl", "sample"]',
                              "created": created, "started": created, "ended": created + 30, "heartbeat": created + 30,
                              "host": "bench", "pid": i, "git_commit": "0" * 40, "git_dirty": False,
@@ -151,6 +153,10 @@ def main() -> None:
         rows = [
             ("edmctl runs --limit 50", lambda: cli("runs", "--limit", "50"),
              lambda: reg.latest_values([r.id for r in reg.list(limit=50)])),
+            ("edmctl runs --where sampler.steps=18", lambda: cli("runs", "--where", "sampler.steps=18"),
+             lambda: reg.list(where={"sampler.steps": "18"})),
+            ("edmctl runs --where s_tmax=inf", lambda: cli("runs", "--where", "sampler.s_tmax=inf"),
+             lambda: reg.list(where={"sampler.s_tmax": "inf"})),
             (f"edmctl show run{a}", lambda: cli("show", f"run{a}"),
              lambda: (reg.get(a), reg.metrics(a), reg.artifacts(a))),
             (f"edmctl compare run{a} run{b}", lambda: cli("compare", f"run{a}", f"run{b}"),

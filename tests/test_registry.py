@@ -1,6 +1,7 @@
 """The registry records every run with how it ended, and answers queries without scanning history."""
 
 import json
+import os
 import socket
 import sys
 import time
@@ -9,9 +10,13 @@ import pytest
 
 from edmctl.errors import UserError
 from edmctl.registry import Registry, compare, content_hash, open_run, run as run_module
+from edmctl.registry.environment import process_namespace
 from edmctl.registry.schema import RunRecord
 
-RECIPE = {"sampler": {"solver": "heun", "steps": 18}, "precond": {"kind": "edm"}, "data": {"source": "digits"}}
+RECIPE = {"sampler": {"solver": "heun", "steps": 18, "s_tmax": float("inf")}, "precond": {"kind": "edm"},
+          "data": {"source": "digits"}}  # s_tmax = inf, the default: a real recipe holds a non-finite float
+HERE = process_namespace()
+OTHER_NAMESPACE = "00000000-0000-0000-0000-000000000000/4026531836"  # another container on the same host
 
 
 @pytest.fixture
@@ -146,11 +151,12 @@ def test_list_filters_by_kind_status_where_and_limit(home):
         reg.list(where={"a;b": "1"})
 
 
-def _insert_running(reg: Registry, host: str, pid: int, heartbeat: float) -> int:
+def _insert_running(reg: Registry, host: str, pid: int, heartbeat: float, process_ns: str | None = HERE) -> int:
+    """A running run as another process would record it (`process_ns`: its boot id and PID namespace)."""
     from edmctl.registry import db, writes
 
     columns = {"kind": "train", "status": "running", "created": heartbeat, "started": heartbeat,
-               "heartbeat": heartbeat, "host": host, "pid": pid}
+               "heartbeat": heartbeat, "host": host, "pid": pid, "process_ns": process_ns}
     return db.write(reg.engine, lambda conn: writes.insert_run(conn, columns))
 
 
@@ -171,6 +177,32 @@ def test_reap_marks_runs_of_gone_processes_and_silent_hosts_interrupted(home):
     assert (status[dead_here], status[silent], status[alive_here], status[beating]) == (
         "interrupted", "interrupted", "running", "running")
     assert "reaped" in reg.get(dead_here).error
+
+
+def test_a_run_beating_in_another_pid_namespace_is_alive_whatever_its_pid_says(home):
+    """Containers sharing a hostname and the home: the PID means nothing here, the fresh heartbeat decides."""
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    reg = Registry(home, create=True)
+    beating = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=OTHER_NAMESPACE)
+    silent = _insert_running(reg, socket.gethostname(), os.getpid(), time.time() - 3600, process_ns=OTHER_NAMESPACE)
+    old_row = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=None)  # before v3
+    (home / f"run{beating}").mkdir()
+    assert reg.reap() == [silent]
+    assert {r.id: r.status for r in reg.list()} == {beating: "running", silent: "interrupted", old_row: "running"}
+    for files in (False, True):
+        with pytest.raises(UserError, match="still running"):
+            reg.removal_plan(beating, files=files)
+    assert (home / f"run{beating}").is_dir() and reg.get(beating).status == "running"
+
+
+def test_a_run_records_the_namespace_its_pid_belongs_to(home):
+    with open_run(kind="train", home=home) as run:
+        pass
+    record = Registry(home).get(run.id)
+    assert record.process_ns == HERE and HERE.count("/") == 1 and record.pid == os.getpid()
 
 
 def test_heartbeat_advances_while_the_run_is_open(home, monkeypatch):

@@ -13,7 +13,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path))
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     for solver, fid in [("heun", 3.1), ("euler", 4.25)]:
-        recipe = {"sampler": {"solver": solver, "steps": 18}, "precond": {"kind": "edm"},
+        recipe = {"sampler": {"solver": solver, "steps": 18, "s_tmax": float("inf")}, "precond": {"kind": "edm"},
                   "network": {"arch": "ddpmpp", "model_channels": 128, "channel_mult": [2, 2, 2]}}
         with open_run(kind="sample", recipe=recipe, recipe_hash=solver * 8, seeds=range(64), name=solver) as run:
             run.log_metrics({"fid": fid, "imgs_per_s": 40.0})
@@ -35,6 +35,17 @@ def test_runs_lists_newest_first_with_recipe_fields_and_metrics(home, capsys):
     code, out, _ = run_cli(capsys, "runs", "--where", "sampler.solver=heun", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["run"] for r in rows] == ["run1"] and rows[0]["metrics"]["fid"] == 3.1
+
+
+def test_runs_where_a_recipe_field_works_on_recipes_holding_inf(home, capsys):
+    """The default s_tmax = inf is stored as standard JSON, so SQLite's json_extract can query every field."""
+    for where, expected in (("sampler.steps=18", ["run2", "run1"]), ("sampler.s_tmax=inf", ["run2", "run1"]),
+                            ("sampler.s_tmax=Infinity", ["run2", "run1"]), ("sampler.s_tmax=80", [])):
+        code, out, _ = run_cli(capsys, "runs", "--where", where, "--json")
+        assert code == 0 and [r["run"] for r in json.loads(out)] == expected, where
+    assert "Infinity" not in Registry(home).get(1).recipe_json
+    code, out, _ = run_cli(capsys, "show", "run1", "--json")
+    assert json.loads(out)["recipe"]["sampler"]["s_tmax"] == "inf"  # --json output is standard JSON too
 
 
 def test_show_prints_recipe_metrics_artifacts_and_environment(home, capsys):
@@ -75,6 +86,8 @@ def test_runs_reap_reports_nothing_to_reap(home, capsys):
 @pytest.mark.parametrize("argv", [
     ("show", "run99"), ("show", "nonsense"), ("compare", "run1"), ("compare", "run1", "run99"),
     ("runs", "--status", "finished"), ("runs", "--where", "steps"), ("runs", "rm", "run99"), ("show",),
+    ("runs", "--kind", "bogus"), ("show", str(2**63)), ("show", "run" + "9" * 400), ("show", "run-1"), ("show", "run\u0663"),
+    ("show", "run1.0"), ("show", ""), ("runs", "rm", str(2**64)), ("compare", "1", str(2**63)),
 ])
 def test_bad_input_exits_2_with_one_line(home, capsys, argv):
     code, out, err = run_cli(capsys, *argv)

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from edmctl.errors import UserError
-from edmctl.registry import Registry, open_run
+from edmctl.registry import Registry, migrations, open_run
 from edmctl.registry.schema import SCHEMA_VERSION
 
 # The tables as edmctl's schema version 1 created them (before runs.name, runs.extra_json and latest_metrics).
@@ -67,3 +67,32 @@ def test_a_newer_database_is_refused_with_a_clear_message(home):
     conn.close()
     with pytest.raises(UserError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
         Registry(home)
+
+
+def _make_v2_with_infinity(home):
+    """A registry as schema v2 wrote it: recipes as Python's JSON, `Infinity` for the default s_tmax = inf."""
+    with open_run(kind="sample", recipe={"sampler": {"steps": 18, "s_tmax": float("inf")}}, home=home) as run:
+        run.update(fid_repeats=[float("nan"), 2.0])
+    with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN process_ns")
+        conn.execute("UPDATE runs SET recipe_json = ?, extra_json = ?",
+                     ('{"sampler": {"s_tmax": Infinity, "steps": 18}}', '{"fid_repeats": [NaN, 2.0]}'))
+        conn.execute("UPDATE registry_meta SET value = '2'")
+    conn.close()
+    migrations._ready.clear()
+    return run.id
+
+
+def test_upgrade_from_v2_rewrites_infinity_as_standard_json_that_where_can_query(home):
+    run_id = _make_v2_with_infinity(home)
+    with sqlite3.connect(home / "registry.db") as conn, pytest.raises(sqlite3.OperationalError, match="malformed JSON"):
+        conn.execute("SELECT json_extract(recipe_json, '$.sampler.steps') FROM runs").fetchall()  # the v2 bug
+    conn.close()
+    reg = Registry(home)
+    assert [r.id for r in reg.list(where={"sampler.steps": "18"})] == [run_id]
+    assert [r.id for r in reg.list(where={"sampler.s_tmax": "inf"})] == [run_id]
+    record = reg.get(run_id)
+    assert record.recipe == {"sampler": {"s_tmax": float("inf"), "steps": 18}} and record.process_ns is None
+    assert record.extra["fid_repeats"][1] == 2.0 and record.extra["fid_repeats"][0] != record.extra["fid_repeats"][0]
+    assert "Infinity" not in record.recipe_json and "NaN" not in record.extra_json
+    assert (home / "registry.db.v2.bak").is_file()

@@ -31,7 +31,7 @@ class Environment:
 def capture() -> Environment:
     """Everything known about this process's environment (see the module docstring)."""
     env = Environment(columns={
-        "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
+        "host": socket.gethostname(), "pid": os.getpid(), "process_ns": process_namespace(), "cwd": os.getcwd(),
         "python_version": platform.python_version(),
     })
     env.columns.update(torch_info())
@@ -40,6 +40,18 @@ def capture() -> Environment:
     env.files["packages.txt"] = packages.encode()
     _add_git(env)
     return env
+
+
+def process_namespace() -> str | None:
+    """`<boot id>/<PID namespace inode>`: where a recorded PID means this process. Two containers sharing a
+    hostname (k8s hostNetwork, `docker --network host`) have different PID namespaces, and a reboot changes the
+    boot id, so a run's PID is checked only where this matches (`registry.store`). None without /proc."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot_id}/{namespace}"
 
 
 def torch_info() -> dict[str, Any]:

@@ -7,6 +7,8 @@ History:
   v1: runs (without name and extra_json), metrics, artifacts, registry_meta.
   v2: runs.name, runs.extra_json, and latest_metrics (backfilled from the history) so that listing and
       compare read one row per (run, key) instead of scanning every logged value.
+  v3: runs.process_ns (the boot id and PID namespace of runs.pid), and recipe_json / extra_json rewritten as
+      standard JSON (non-finite floats as "inf"/"-inf"/"nan"), which SQLite's json_extract can query.
 """
 
 import fcntl
@@ -20,7 +22,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from edmctl.errors import UserError
 from edmctl.registry import db
-from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta
+from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta, dump_json, load_json
 
 _ready: set[tuple[str, int]] = set()
 
@@ -37,7 +39,17 @@ def _upgrade_v1_to_v2(conn: Connection) -> None:
     ))
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_v1_to_v2}  # from version N to N + 1
+def _upgrade_v2_to_v3(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN process_ns VARCHAR"))
+    rows = conn.execute(text("SELECT id, recipe_json, extra_json FROM runs")).all()
+    for run_id, recipe, extra in rows:
+        new_recipe, new_extra = (dump_json(load_json(recipe), sort_keys=True), dump_json(load_json(extra)))
+        if (new_recipe, new_extra) != (recipe, extra):
+            conn.execute(text("UPDATE runs SET recipe_json = :r, extra_json = :e WHERE id = :id"),
+                         {"r": new_recipe, "e": new_extra, "id": run_id})
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_v1_to_v2, 2: _upgrade_v2_to_v3}  # from version N to N + 1
 
 
 def ensure_schema(engine: Engine, url: str, lock_dir: Path) -> None:

@@ -8,18 +8,17 @@
 A `UserError` inside marks the run failed (its row belongs to whoever queued it) instead of discarding it.
 """
 
-import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from edmctl.errors import UserError
-from edmctl.registry import db, environment
+from edmctl.registry import db, environment, writes
 from edmctl.registry.run import Run, lifecycle
-from edmctl.registry.schema import KINDS, RunRecord
+from edmctl.registry.schema import KINDS, RunRecord, dump_json
 from edmctl.registry.store import Registry
 
 RUNS = RunRecord.__table__
@@ -33,13 +32,8 @@ def queue_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str 
     if kind not in KINDS:
         raise ValueError(f"run kind must be one of {', '.join(KINDS)}, not {kind!r}")
     registry = Registry(home, create=True)
-    columns = {
-        "kind": kind, "status": "queued", "name": name, "parent_id": parent,
-        "recipe_json": json.dumps(recipe or {}, sort_keys=True, default=str), "recipe_hash": recipe_hash,
-        "seeds_json": json.dumps([int(s) for s in seeds]), "argv_json": json.dumps(list(argv or [])),
-        "created": time.time(), "extra_json": json.dumps(extra or {}, default=str),
-    }
-    return db.write(registry.engine, lambda conn: conn.execute(insert(RUNS).values(**columns)).inserted_primary_key[0])
+    columns = writes.request_columns(kind, "queued", recipe, recipe_hash, seeds, argv, parent, name, extra)
+    return db.write(registry.engine, lambda conn: writes.insert_run(conn, columns))
 
 
 def _claim(conn: Connection, run_id: int, columns: dict[str, Any]) -> str | None:
@@ -59,7 +53,7 @@ def start_run(run_id: int, home: Path | str | None = None) -> Iterator[Run]:
     now = time.time()
     extra = {**registry.get(run_id).extra, **env.extra}
     columns = {"status": "running", "started": now, "heartbeat": now, "ended": None, "error": None,
-               "extra_json": json.dumps(extra, default=str), **env.columns}
+               "extra_json": dump_json(extra), **env.columns}
     before = db.write(registry.engine, lambda conn: _claim(conn, run_id, columns))
     if before not in STARTABLE:
         raise UserError(f"run{run_id} is {before}; only a queued, failed or interrupted run can be started.")

@@ -1,7 +1,6 @@
 """`open_run`: the one way a command records a run (environment, heartbeat, and how it ended)."""
 
 import hashlib
-import json
 import shutil
 import signal
 import threading
@@ -88,14 +87,8 @@ def open_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str |
     registry = Registry(home, create=True)
     parent_id = registry.get(parent).id if parent is not None else None
     env = environment.capture()
-    now = time.time()
-    columns = {
-        "kind": kind, "status": "running", "name": name, "parent_id": parent_id,
-        "recipe_json": json.dumps(recipe or {}, sort_keys=True, default=str), "recipe_hash": recipe_hash,
-        "seeds_json": json.dumps([int(s) for s in seeds]), "argv_json": json.dumps(list(argv or [])),
-        "created": now, "started": now, "heartbeat": now, "extra_json": json.dumps(env.extra, default=str),
-        **env.columns,
-    }
+    columns = writes.request_columns(kind, "running", recipe, recipe_hash, seeds, argv, parent_id, name, env.extra)
+    columns.update(started=columns["created"], heartbeat=columns["created"], **env.columns)
     run = Run(registry, db.write(registry.engine, lambda conn: writes.insert_run(conn, columns)))
     _make_dir(run)
     with lifecycle(run, env.files, discard_on_user_error=True):

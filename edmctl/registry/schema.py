@@ -1,7 +1,9 @@
 """The registry's tables (SQLModel): runs, their metrics (full history plus a latest-value table) and artifacts.
 
 Times are UNIX seconds (float). Lists and dicts (recipe, seeds, argv, devices, extra) are stored as JSON text,
-so the schema is the same on SQLite and on a shared team database.
+so the schema is the same on SQLite and on a shared team database. That JSON is standard JSON (`dump_json`):
+a non-finite float (the default `sampler.s_tmax = inf`) is stored as the string "inf", "-inf" or "nan", which
+SQLite's `json_extract` reads (it rejects Python's `Infinity`), and decoded back to a float on read (`load_json`).
 """
 
 import json
@@ -11,7 +13,7 @@ from typing import Any, Optional
 from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # v2: runs.name, runs.extra_json and the latest_metrics table (see migrations.py)
+SCHEMA_VERSION = 3  # v3: runs.process_ns and standard JSON (non-finite floats as strings); see migrations.py
 
 KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
@@ -50,6 +52,7 @@ class RunRecord(SQLModel, table=True):
     heartbeat: Optional[float] = None
     host: Optional[str] = None
     pid: Optional[int] = None
+    process_ns: Optional[str] = None  # boot id / PID namespace in which `pid` means something (environment.py)
     cwd: Optional[str] = None
     git_commit: Optional[str] = None
     git_dirty: Optional[bool] = None
@@ -69,7 +72,7 @@ class RunRecord(SQLModel, table=True):
 
     @property
     def recipe(self) -> dict[str, Any]:
-        return json.loads(self.recipe_json)
+        return load_json(self.recipe_json)
 
     @property
     def seeds(self) -> list[int]:
@@ -85,7 +88,7 @@ class RunRecord(SQLModel, table=True):
 
     @property
     def extra(self) -> dict[str, Any]:
-        return json.loads(self.extra_json)
+        return load_json(self.extra_json)
 
     def as_dict(self) -> dict[str, Any]:
         """Everything about the run with the JSON columns decoded (for `--json` and for reproduce)."""
@@ -151,6 +154,41 @@ _HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "accuracy",
 def higher_is_better(key: str) -> bool:
     """Rates (`*_per_s`) and scores such as precision or IS improve upward; FID, KID, losses and errors downward."""
     return key.endswith("_per_s") or key in _HIGHER_IS_BETTER
+
+
+NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def encode_non_finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name in `NON_FINITE` (lists and dicts walked)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {key: encode_non_finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_non_finite(v) for v in value]
+    return value
+
+
+def decode_non_finite(value: Any) -> Any:
+    """The inverse of `encode_non_finite`: the strings "inf", "-inf" and "nan" become floats again."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: decode_non_finite(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [decode_non_finite(v) for v in value]
+    return value
+
+
+def dump_json(value: Any, sort_keys: bool = False) -> str:
+    """Standard JSON (no `Infinity`/`NaN` tokens) for a recipe or extra column; objects JSON lacks as text."""
+    return json.dumps(encode_non_finite(value), sort_keys=sort_keys, default=str, allow_nan=False)
+
+
+def load_json(text: str) -> Any:
+    """A recipe or extra column decoded, non-finite floats restored (older rows' `Infinity` is read as well)."""
+    return decode_non_finite(json.loads(text))
 
 
 def finite_or_none(value: float) -> Optional[float]:

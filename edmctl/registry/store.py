@@ -2,6 +2,11 @@
 
 Reads never write, except reaping runs whose process is gone (every listing reaps first, so no run stays
 "running" after a crash) and the one-time schema upgrade of an older database.
+
+Whether a running run is alive: its PID is checked only when the run recorded the same host *and* the same boot
+id and PID namespace (`process_ns`) as this process; anywhere else (another machine, another container sharing
+the hostname and the home, a reboot) a PID means nothing here, and a heartbeat younger than `STALE_AFTER_S`
+says the run is alive. A live run is never reaped and never removed.
 """
 
 from __future__ import annotations  # `list[...]` annotations inside Registry, which has a `list` method
@@ -21,11 +26,13 @@ from sqlmodel import Session, select
 
 from edmctl import paths
 from edmctl.errors import UserError
-from edmctl.registry import db, migrations, writes
-from edmctl.registry.schema import RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord
+from edmctl.registry import db, environment, migrations, writes
+from edmctl.registry.schema import (KINDS, RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
+                                    encode_non_finite)
 
-STALE_AFTER_S = 120.0  # a run on another host whose heartbeat is older than this is reaped
-_REF = re.compile(r"^(?:run)?(\d+)$")
+STALE_AFTER_S = 120.0  # a run whose PID cannot be checked here and whose heartbeat is older than this is reaped
+MAX_RUN_ID = 2**63 - 1  # the largest id an SQL BIGINT holds
+_REF = re.compile(r"^(?:run)?(\d{1,19})$", re.ASCII)
 _FIELD = re.compile(r"^[A-Za-z_]\w*(\.\w+)*$")
 
 
@@ -67,8 +74,8 @@ class Registry:
                 raise UserError(f"There is no latest run: no runs are recorded in {self.home}.")
             return ids[0]
         match = _REF.match(text)
-        if not match:
-            raise UserError(f"RUN must look like run12, 12 or latest, not {text!r}.")
+        if not match or int(match.group(1)) > MAX_RUN_ID:
+            raise UserError(f"RUN must look like run12, 12 or latest (ids below 2**63), not {text[:40]!r}.")
         return int(match.group(1))
 
     def get(self, ref: str | int) -> RunRecord:
@@ -88,6 +95,8 @@ class Registry:
         self.reap()
         query = select(RunRecord).order_by(RunRecord.id.desc())
         if kind:
+            if kind not in KINDS:
+                raise UserError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}.")
             query = query.where(RunRecord.kind == kind)
         if status:
             if status not in STATUSES:
@@ -157,9 +166,9 @@ class Registry:
         if not self.exists:
             return []
         with db.read(self.engine) as conn:
-            running = conn.execute(select(RunRecord.id, RunRecord.host, RunRecord.pid, RunRecord.heartbeat)
-                                   .where(RunRecord.status == "running")).all()
-        stale = [row for row in running if _is_stale(row.host, row.pid, row.heartbeat)]
+            running = conn.execute(select(RunRecord.id, RunRecord.host, RunRecord.pid, RunRecord.process_ns,
+                                          RunRecord.heartbeat).where(RunRecord.status == "running")).all()
+        stale = [row for row in running if is_stale(row)]
         if stale:
             db.write(self.engine, lambda conn: _mark_reaped(conn, stale))
         return [row.id for row in stale]
@@ -167,8 +176,9 @@ class Registry:
     def removal_plan(self, ref: str | int, files: bool = False) -> RemovalPlan:
         """What removing a run deletes: its row, metric and artifact records, and with `files` its folder."""
         run = self.get(ref)
-        if run.status == "running" and not _is_stale(run.host, run.pid, run.heartbeat):
-            raise UserError(f"{run.label} is still running (pid {run.pid} on {run.host}); stop it before removing it.")
+        if run.status == "running" and not is_stale(run):
+            raise UserError(f"{run.label} is still running (pid {run.pid} on {run.host}, last heartbeat "
+                            f"{time.time() - (run.heartbeat or 0):.0f} s ago); stop it before removing it.")
         with db.read(self.engine) as conn:
             n_metrics = conn.execute(select(func.count()).where(MetricPoint.run_id == run.id)).scalar_one()
             n_artifacts = conn.execute(select(func.count()).where(ArtifactRecord.run_id == run.id)).scalar_one()
@@ -206,6 +216,7 @@ def _where_clause(name: str, value: Any):
         raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
     if isinstance(value, str):
         value = parse_value(value)
+    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     if name in RUN_COLUMNS and not name.endswith("_json"):
         return getattr(RunRecord, name) == value
     column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
@@ -220,10 +231,17 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _is_stale(host: str | None, pid: int | None, heartbeat: float | None) -> bool:
-    if host == socket.gethostname() and pid is not None:
-        return not _pid_alive(pid)
-    return heartbeat is None or time.time() - heartbeat > STALE_AFTER_S
+def checks_pid_here(row) -> bool:
+    """Whether `row.pid` names a process this one can see: same host, same boot and PID namespace."""
+    return row.pid is not None and row.host == socket.gethostname() and row.process_ns == environment.process_namespace()
+
+
+def is_stale(row) -> bool:
+    """A running run is stale when its PID is gone (where the PID can be checked, `checks_pid_here`), else when its
+    heartbeat is older than `STALE_AFTER_S`: a fresh heartbeat is a live run whatever its PID says here."""
+    if checks_pid_here(row):
+        return not _pid_alive(row.pid)
+    return row.heartbeat is None or time.time() - row.heartbeat > STALE_AFTER_S
 
 
 def _pid_alive(pid: int) -> bool:
@@ -245,7 +263,7 @@ def _mark_reaped(conn, stale) -> None:
     runs = RunRecord.__table__
     now = time.time()
     for row in stale:
-        reason = (f"reaped: process {row.pid} on {row.host} is gone" if row.host == socket.gethostname()
-                  else f"reaped: no heartbeat from {row.host} for more than {STALE_AFTER_S:.0f} s")
+        reason = (f"reaped: process {row.pid} on {row.host} is gone" if checks_pid_here(row)
+                  else f"reaped: no heartbeat from pid {row.pid} on {row.host} for more than {STALE_AFTER_S:.0f} s")
         conn.execute(update(runs).where(runs.c.id == row.id, runs.c.status == "running")
                      .values(status="interrupted", ended=now, error=reason))

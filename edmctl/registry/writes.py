@@ -8,13 +8,22 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from edmctl.registry.schema import (RUN_COLUMNS, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
-                                    finite_or_none)
+from edmctl.registry.schema import (RUN_COLUMNS, ArtifactRecord, LatestMetric, MetricPoint, RunRecord, dump_json,
+                                    finite_or_none, load_json)
 
 RUNS, METRICS, LATEST, ARTIFACTS = (RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__,
                                     ArtifactRecord.__table__)
 JSON_COLUMNS = {"recipe": "recipe_json", "seeds": "seeds_json", "argv": "argv_json", "devices": "devices_json"}
 FIXED_COLUMNS = frozenset({"id", "status", "created", "extra_json"})  # set only by the lifecycle itself
+
+
+def request_columns(kind: str, status: str, recipe: dict[str, Any] | None, recipe_hash: str | None,
+                    seeds, argv, parent_id: int | None, name: str | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns of a new run that say what was asked (recipe, seeds, argv, parent, name, extra) as stored."""
+    return {"kind": kind, "status": status, "name": name, "parent_id": parent_id,
+            "recipe_json": dump_json(recipe or {}, sort_keys=True), "recipe_hash": recipe_hash,
+            "seeds_json": json.dumps([int(s) for s in seeds]), "argv_json": json.dumps(list(argv or [])),
+            "created": time.time(), "extra_json": dump_json(extra or {})}
 
 
 def insert_run(conn: Connection, columns: dict[str, Any]) -> int:
@@ -35,7 +44,7 @@ def update_run(conn: Connection, run_id: int, fields: dict[str, Any]) -> None:
     columns, extra = split_fields(fields)
     if extra:
         stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()
-        columns["extra_json"] = json.dumps({**json.loads(stored), **extra}, default=str)
+        columns["extra_json"] = dump_json({**load_json(stored), **extra})
     if columns:
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**columns))
 
@@ -47,7 +56,7 @@ def split_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         if name in FIXED_COLUMNS:
             raise ValueError(f"Run.update cannot set {name!r}: it belongs to the run's lifecycle.")
         if name in JSON_COLUMNS:
-            columns[JSON_COLUMNS[name]] = json.dumps(value, default=str)
+            columns[JSON_COLUMNS[name]] = dump_json(value, sort_keys=name == "recipe")
         elif name == "parent":
             columns["parent_id"] = value
         elif name in RUN_COLUMNS:

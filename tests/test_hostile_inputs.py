@@ -124,7 +124,7 @@ CASES = [
     Case("recipe", ["recipe", "show", "{tmp}/[file, class].toml"], "[file, class]"),
     Case("recipe", ["recipe", "show", "--set", "sampler.[/x]=1"], "[/x]"),
     Case("recipe", ["recipe", "show", "--set", "sampler.solver='[/x]'"], "[/x]"),
-    Case("recipe", ["recipe", "show", "{tmp}/dir"], "folder", lambda tmp: (tmp / "dir").mkdir()),
+    Case("recipe", ["recipe", "show", "{tmp}/dir"], "directory", lambda tmp: (tmp / "dir").mkdir()),
     Case("recipe", ["recipe", "validate", "{tmp}/nan.toml"], "sampler.rho", write("nan.toml", "[sampler]\nrho = nan\n")),
     Case("recipe", ["recipe", "show", "{tmp}/inf.toml"], "training.lr", write("inf.toml", "[training]\nlr = inf\n")),
     # -- sample --------------------------------------------------------------------------------------------
@@ -141,11 +141,11 @@ CASES = [
     Case("sample", ["sample", "--model", "ideal:digits", "--sigma-max", "1e308"], "sampler.sigma_max"),
     Case("sample", ["sample", "--model", "ideal:digits", "--rho", "nan"], "sampler.rho"),
     Case("sample", ["sample", "--model", "ideal:digits", "--s-noise", "inf"], "sampler.s_noise"),
-    Case("sample", ["sample", "--model", "ideal:digits", "--disc", "iddpm", "--sigma-min", "0.5", "--sigma-max", "0.51"], "no level"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--disc", "iddpm", "--sigma-min", "1000", "--sigma-max", "10000"], "no level"),
     Case("sample", ["sample", "--model", "ideal:digits", "--steps", "32", "--set", "sampler.steps=16"], "--steps"),
     Case("sample", ["sample", "--model", "ideal:digits", "--solver", "euler", "--set", "sampler.solver='heun'"], "--solver"),
     Case("sample", ["sample", "--model", "ideal:digits?n=²"], "n must be"),
-    Case("sample", ["sample", "--model", "ideal:digits?n=1000000000000000000000"], "n must be"),
+    Case("sample", ["sample", "--model", "ideal:digits?n=1000000000000000000000"], "1797 images"),
     Case("sample", ["sample", "--model", "ideal:digits?std=[/x]"], "[/x]"),
     Case("sample", ["sample", "--model", "ideal:{tmp}/empty.npz"], "empty.npz", npz("empty.npz", images=np.zeros((3, 1, 0, 0)))),
     Case("sample", ["sample", "--model", "ideal:{tmp}/zero-c.npz"], "zero-c.npz", npz("zero-c.npz", images=np.zeros((3, 0, 4, 4)))),
@@ -303,3 +303,99 @@ def test_hostile_input_is_one_clean_line_and_writes_nothing(case, tmp_path, home
     assert case.says in lines[0], lines[0]
     assert "Traceback" not in printed.err + printed.out
     assert listing(tmp_path) == before, "written: " + ", ".join(sorted(listing(tmp_path) - before))
+
+
+# -- results that turn non-finite during the work fail the run (exit 1, recorded as failed) -----------------
+
+
+def latest_run(home: Path):
+    from edmctl.registry import Registry
+
+    return Registry(home).latest(kind=None, status=None)
+
+
+def test_samples_that_turn_nan_fail_the_run_naming_the_seed(tmp_path, monkeypatch, capsys):
+    from edmctl.models.mixture import GaussianMixtureDenoiser
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(GaussianMixtureDenoiser, "__call__", lambda self, x, sigma, class_labels=None: x * float("nan"))
+    assert main(["sample", "--model", "ideal:digits?n=5", "--seeds", "3-4", "--steps", "2"]) == 1
+    message = capsys.readouterr().err
+    assert "seed 3 turned non-finite" in message and "Traceback" not in message
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and "non-finite" in run.error
+    assert not (tmp_path / "home" / run.label / "samples.npz").exists()
+
+
+def test_training_whose_loss_turns_nan_fails_before_its_snapshot(tmp_path, monkeypatch, capsys):
+    from edmctl.train.loop import Trainer
+
+    ticked = Trainer.tick_metrics
+    monkeypatch.setattr(Trainer, "tick_metrics", lambda self: {**ticked(self), "loss": float("nan")})
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), "--set", "training.duration_kimg=0.128",
+                 "--set", "network.model_channels=8"]) == 1
+    assert "training diverged: the mean loss turned nan" in capsys.readouterr().err
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and "diverged" in run.error
+    assert not list((tmp_path / "home" / run.label).glob("snapshot-*.pt"))
+
+
+def test_a_frechet_distance_that_is_not_finite_fails_the_fid_run(tmp_path, monkeypatch, capsys):
+    import edmctl.fid.pipeline
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(edmctl.fid.pipeline, "frechet_distance", lambda a, b: float("nan"))
+    both(DIGIT_IMAGES, GOOD_REF)(tmp_path)
+    assert main(["fid", str(tmp_path / "imgs"), "--ref", str(tmp_path / "ref.npz"), "--detector", "pixels"]) == 1
+    assert "the Fréchet distance came out nan" in capsys.readouterr().err
+    assert latest_run(tmp_path / "home").status == "failed"
+
+
+# -- what stays allowed, and the flags that choose -----------------------------------------------------------
+
+
+def test_documented_infinite_s_tmax_and_the_paper_recipes_stay_valid(capsys):
+    recipes = sorted(str(p) for p in (REPO / "recipes").rglob("*.toml"))
+    assert main(["recipe", "validate", *recipes]) == 0
+    assert main(["recipe", "show", "--set", "sampler.s_tmax=inf", "--set", "sampler.sigma_max=1000", "--json"]) == 0
+    assert '"s_tmax": "inf"' in capsys.readouterr().out
+
+
+def test_user_text_is_printed_as_it_is_never_as_markup(capsys):
+    assert main(["recipe", "show", "--set", "data.source='[file, class] [/x]'"]) == 0
+    assert "[file, class] [/x]" in capsys.readouterr().out
+
+
+def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    DIGIT_IMAGES(tmp_path)
+    argv = ["sample", "--model", "ideal:digits?n=5", "--seeds", "0", "--steps", "2", "--out", str(tmp_path / "imgs")]
+    assert main(argv) == 2
+    assert main([*argv, "--force"]) == 0
+    assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
+                                                                "grid.png", "samples.npz"}
+
+
+def test_a_damaged_snapshot_is_a_user_error_not_an_unpickling_traceback(tmp_path):
+    from edmctl.errors import UserError
+    from edmctl.train.checkpoint import load_snapshot
+
+    (tmp_path / "snapshot.pt").write_bytes(b"\x80\x04\x95garbage")
+    with pytest.raises(UserError, match="cannot be read as plain tensor data"):
+        load_snapshot(tmp_path / "snapshot.pt")
+
+
+def test_an_unexpected_exception_is_one_internal_error_line_and_exit_1(monkeypatch, capsys):
+    import edmctl.recipe
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(edmctl.recipe, "load_recipe", broken)
+    assert main(["recipe", "show"]) == 1
+    printed = capsys.readouterr().err
+    assert printed.startswith("internal error: RuntimeError: boom (") and len(printed.strip().splitlines()) == 1
+    monkeypatch.setenv("EDMCTL_DEBUG", "1")
+    assert main(["recipe", "show"]) == 1
+    assert "Traceback" in capsys.readouterr().err

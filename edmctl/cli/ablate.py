@@ -55,12 +55,16 @@ def sampler(
 ) -> None:
     """Original sampler → + Heun & EDM steps → + σ(t)=t & s(t)=1, and every other solver, each over the step count."""
     from edmctl.cli.sample import resolve_model_spec
+    from edmctl.errors import UserError
+    from edmctl.recipe.schema import STEPS_MAX
     from edmctl.registry import open_run
     from edmctl.sampling import parse_seeds
     from edmctl.sweep.ablation import plot_ladder, sampler_ladder
     from edmctl.sweep.trials import cached_model
 
     seed_list = parse_seeds(seeds)
+    if nfe_max > 2 * STEPS_MAX:
+        raise UserError(f"--nfe-max {nfe_max} is more than {2 * STEPS_MAX} (sampler.steps is at most {STEPS_MAX}).")
     spec, parent = resolve_model_spec(model)
     family, recipe = _family_of(spec, family)
     cached_model(spec)  # a bad model is bad input, before the run is opened

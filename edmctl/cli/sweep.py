@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, emit, err, out, styled
 from edmctl.errors import CheckFailed
 
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
@@ -49,13 +49,13 @@ def render_results(results) -> None:
     for rank, row in enumerate(results.rows, 1):
         style = STATUS_STYLE.get(row.status, "")
         table.add_row(str(rank), f"run{row.run_id}", *(_fmt(row.axes.get(a)) for a in axes), _fmt(row.value),
-                      _fmt(row.nfe), _fmt(row.seconds, 3), f"[{style}]{row.status}[/]")
+                      _fmt(row.nfe), _fmt(row.seconds, 3), styled(row.status, style))
     out.print(table)
 
 
 def _print_failures(rows) -> None:
     for row in rows:
-        err.print(f"[red]failed[/] run{row.run_id} {row.label}: {row.error}", highlight=False)
+        err.print(styled("failed", "red"), f"run{row.run_id} {row.label}: {row.error}", highlight=False)
 
 
 @app.command("run")
@@ -77,8 +77,9 @@ def run(
         return
 
     def progress(outcome) -> None:
-        word = "[green]done[/]" if outcome.status == "done" else f"[red]failed[/] {outcome.error}"
-        err.print(f"run{outcome.trial_id}: {word}", highlight=False)
+        word = styled("done", "green") if outcome.status == "done" else styled("failed", "red")
+        detail = () if outcome.status == "done" else (str(outcome.error),)
+        err.print(f"run{outcome.trial_id}:", word, *detail, highlight=False)
 
     outcome = run_sweep(spec, jobs=jobs, on_outcome=progress)
     skipped = len(outcome.plan.skipped["done"])

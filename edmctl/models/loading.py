@@ -11,6 +11,7 @@ Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by 
 """
 
 import math
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -47,7 +48,7 @@ def parse_std(value, where: str) -> float:
 
 def parse_count(value: str, where: str) -> int:
     """An image count: an integer >= 1."""
-    if not value.isdigit() or int(value) < 1:
+    if not re.fullmatch("[0-9]+", value) or int(value) < 1:
         raise UserError(f"{where}: n must be an integer >= 1, got {value!r}.")
     return int(value)
 
@@ -71,8 +72,8 @@ def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:
     if "images" not in arrays:
         raise UserError(f"model file {str(path)!r} has no `images` array; it needs `images` (N, C, H, W) in [-1, 1].")
     images = arrays["images"]
-    if images.ndim != 4 or images.shape[0] == 0 or not np.issubdtype(images.dtype, np.number):
-        raise UserError(f"model file {str(path)!r}: `images` must be a numeric (N, C, H, W) array with N >= 1, got shape {images.shape}.")
+    if images.ndim != 4 or images.size == 0 or not np.issubdtype(images.dtype, np.number):
+        raise UserError(f"model file {str(path)!r}: `images` must be a numeric (N, C, H, W) array with N, C, H, W >= 1, got shape {images.shape}.")
     images = images.astype(np.float64)
     if not np.isfinite(images).all() or images.min() < -1 or images.max() > 1:
         raise UserError(f"model file {str(path)!r}: `images` must lie in [-1, 1].")
@@ -96,7 +97,10 @@ def load_ideal(body: str) -> GaussianMixtureDenoiser:
     if "std" in options:
         std = parse_std(options["std"], f"model spec {spec!r}")
     if "n" in options:
-        images = images[: parse_count(options["n"], f"model spec {spec!r}")]
+        n = parse_count(options["n"], f"model spec {spec!r}")
+        if n > len(images):
+            raise UserError(f"model spec {spec!r}: n={n} but the data has {len(images)} images.")
+        images = images[:n]
     return GaussianMixtureDenoiser(torch.from_numpy(images), std=std)
 
 

@@ -16,7 +16,7 @@ def parse_value(text: str):
     """A `--set` value: any TOML value (`32`, `1e-3`, `inf`, `true`, `[1, 2]`, `"x"`), else the bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 
@@ -109,6 +109,8 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: TOML syntax error: {e}") from None
+    except RecursionError:
+        raise UserError(f"{path}: arrays or tables nested too deeply to read; a recipe is two levels deep.") from None
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

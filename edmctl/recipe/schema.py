@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edmctl.data.images import MAX_RESOLUTION
 from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS, iddpm_u
 from edmctl.design.loss_weights import LOSS_WEIGHTS
 from edmctl.design.p_train import P_TRAIN
@@ -46,7 +47,6 @@ BATCH_MAX = 1 << 20  # images per step: the paper's largest batch is 4096
 SEED_LIMIT = 1 << 48  # training.seed << 16 (+ rank) seeds torch generators, which take 64-bit seeds
 WIDTH_MAX = 4096  # channels: ADM's widest layer is 4 x 192 = 768
 MULTIPLIER_MAX = 1e9  # augmentation multipliers: p·multiplier is clipped to 1; the paper's xflip is 1e8
-RESOLUTION_MAX = 4096  # pixels a side: the paper's largest data is 64x64 (EDM2 runs 512x512 latents at 64)
 FID_IMAGES_MAX = 10_000_000  # images per FID measurement: the paper uses 50,000 x 3
 
 
@@ -217,7 +217,7 @@ class Data(Section):
     """The training data: `digits` (bundled), an EDM dataset zip or folder, an image folder, or an npz."""
 
     source: str = "digits"
-    resolution: int | None = Field(None, ge=1, le=RESOLUTION_MAX, description="unset: as the data says")
+    resolution: int | None = Field(None, ge=1, le=MAX_RESOLUTION, description="unset: as the data says")
     channels: int | None = Field(None, ge=1, le=4, description="unset: as the data says")
     conditional: bool = False
     max_images: int | None = Field(None, ge=1)

@@ -24,6 +24,7 @@ is one `train+fid` trial (`edmctl.sweep.trials`), a child of the `ablate` run.
 """
 
 import copy
+import math
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -146,8 +147,8 @@ def load_base(base_recipe_path: str | Path, budget_kimg: float | None, overrides
     """The base recipe with `overrides` and the budget (`training.duration_kimg`) applied."""
     from edmctl.recipe import load_recipe
 
-    if budget_kimg is not None and not budget_kimg > 0:
-        raise UserError(f"--budget-kimg must be > 0, got {budget_kimg}.")
+    if budget_kimg is not None and not 0 < budget_kimg < math.inf:
+        raise UserError(f"--budget-kimg must be a finite number > 0, got {budget_kimg}.")
     budget = [f"training.duration_kimg={budget_kimg}"] if budget_kimg is not None else []
     return load_recipe(base_recipe_path, [*(overrides or []), *budget])
 

@@ -10,7 +10,6 @@ Specs (the part after `?` is optional, `&`-separated):
 Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by the prefix before the first `:`.
 """
 
-import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ import torch
 
 from edmctl.errors import UserError
 from edmctl.models.mixture import GaussianMixtureDenoiser
+from edmctl.recipe.schema import SIGMA_HI
 
 IDEAL_OPTIONS = ("std", "n")
 
@@ -36,13 +36,13 @@ def parse_options(query: str, spec: str) -> dict[str, str]:
 
 
 def parse_std(value, where: str) -> float:
-    """A component std: a finite number >= 0."""
+    """A component std: a number in [0, SIGMA_HI] (the recipe's largest noise level; std² must stay finite)."""
     try:
         std = float(value)
     except (TypeError, ValueError):
         raise UserError(f"{where}: std must be a number >= 0, got {value!r}.") from None
-    if not math.isfinite(std) or std < 0:
-        raise UserError(f"{where}: std must be a finite number >= 0, got {value!r}.")
+    if not 0 <= std <= SIGMA_HI:
+        raise UserError(f"{where}: std must be a number in [0, {SIGMA_HI:g}], got {value!r}.")
     return std
 
 

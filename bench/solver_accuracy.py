@@ -2,8 +2,8 @@
 needs to match the paper's sampler (Heun, edm ρ = 7, 18 steps = 35 NFE).
 
 For 128 seeds, each sample's RMS distance (over pixels) to a converged reference from the same seed (Heun, 512
-edm steps), summarised by the median over seeds (a few samples switch mixture component between step counts;
-the median is not thrown by them). Prints the error-vs-NFE table of every solver × {edm ρ = 7, exponential} and
+edm steps), summarised by the median over seeds: `rms_median` of `edmctl.evaluate`, the project's sampler error
+(a few samples switch mixture component between step counts; the median is not thrown by them). Prints the error-vs-NFE table of every solver × {edm ρ = 7, exponential} and
 the smallest NFE at which each matches Heun at 35 NFE.
 
     python bench/solver_accuracy.py [--seeds 128] [--threads 1]
@@ -15,6 +15,7 @@ import time
 import torch
 
 from edmctl.design.solvers import SOLVERS
+from edmctl.evaluate import SAMPLER_ERRORS
 from edmctl.models import load_model
 from edmctl.recipe import load_recipe
 from edmctl.sampling import sample
@@ -29,17 +30,12 @@ def settings(solver: str, disc: str, steps: int):
     return load_recipe(None, [f"sampler.solver='{solver}'", *DISCS[disc], f"sampler.steps={steps}"]).sampler
 
 
-def median_rms(samples: torch.Tensor, reference: torch.Tensor) -> float:
-    """Median over seeds of each sample's RMS distance to its reference."""
-    return (samples - reference).flatten(1).pow(2).mean(1).sqrt().median().item()
-
-
 def error_curve(model, seeds, reference, solver: str, disc: str, step_counts) -> list[tuple[int, float]]:
     """(NFE, median RMS error) for each step count."""
     curve = []
     for steps in step_counts:
         result = sample(model, settings(solver, disc, steps), seeds, batch=len(seeds))
-        curve.append((result.nfe, median_rms(result.samples, reference)))
+        curve.append((result.nfe, SAMPLER_ERRORS["rms_median"](model, result.samples, reference)))
     return curve
 
 

@@ -297,15 +297,16 @@ def truncation_errors(model, rho: float, steps: int, seeds: list[int], substeps:
 
 
 def global_errors(model, rhos, steps: int, seeds: list[int]) -> dict[float, float]:
-    """Median RMS distance of Heun with `steps` EDM steps of each ρ to the Heun 512-step reference."""
+    """Median RMS distance (`rms_median`) of Heun with `steps` EDM steps of each ρ to the Heun 512-step reference."""
     from bench import solver_accuracy as bench
+    from edmctl.evaluate import SAMPLER_ERRORS
     from edmctl.sampling import sample
 
     reference = sample(model, bench.settings("heun", "edm", bench.REFERENCE_STEPS), seeds, len(seeds)).samples
     found = {}
     for rho in rhos:
         settings = sampler_settings(["sampler.solver='heun'", f"sampler.steps={steps}", f"sampler.rho={rho}"])
-        found[rho] = bench.median_rms(sample(model, settings, seeds, len(seeds)).samples, reference)
+        found[rho] = SAMPLER_ERRORS["rms_median"](model, sample(model, settings, seeds, len(seeds)).samples, reference)
     return found
 
 
@@ -366,7 +367,8 @@ def exact_mixture_fd(spec_path: Path) -> tuple[float, float]:
     from edmctl.recipe.load import validate
     from edmctl.sampling import parse_seeds, sample
     from edmctl.sweep import read_sweep
-    from edmctl.sweep.trials import cached_model, frechet_to_reference, reference_sampler
+    from edmctl.evaluate import reference_sampler
+    from edmctl.sweep.trials import cached_model, frechet_to_reference
 
     spec = read_sweep(spec_path)
     recipe = validate(dict(spec.base), spec.base_origin)

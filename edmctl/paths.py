@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from edmctl.errors import UserError
+
 
 def home() -> Path:
     """`$EDMCTL_HOME`, default `./runs`: the registry database and the run folders live here."""
@@ -15,6 +17,15 @@ def home() -> Path:
 def cache_dir() -> Path:
     """`$EDMCTL_CACHE`, default `~/.cache/edmctl`: downloaded or user-provided weights (Inception)."""
     return Path(os.environ.get("EDMCTL_CACHE", Path.home() / ".cache" / "edmctl"))
+
+
+def make_dirs(folder: Path) -> Path:
+    """`mkdir -p` with the modes the user's umask gives; a UserError naming the folder when it cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot create the folder {folder}: {e.strerror or e}; pick a writable location.") from None
+    return folder
 
 
 @contextmanager

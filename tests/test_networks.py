@@ -10,6 +10,7 @@ import torch
 
 from edmctl.errors import UserError
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS, build_network, count_parameters
+from edmctl.networks.blocks import UNetBlock
 from edmctl.networks.layers import Linear
 
 CIFAR10 = dict(img_resolution=32, in_channels=3, out_channels=3, augment_dim=9)
@@ -176,3 +177,42 @@ def test_weights_are_drawn_as_edm_initialises_them(mode, gain, bound, std):
     if bound is not None:
         assert weight.abs().max() <= bound
     assert abs(weight.std().item() - std) <= 0.02 * std
+
+
+def out_of_place_block(block: UNetBlock, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """UNetBlock's docstring formula with every sum and scaling out of place, from the block's own layers."""
+    silu = torch.nn.functional.silu
+    h = torch.nn.functional.conv2d(silu(block.norm0(x)), block.conv0.weight, padding=1) \
+        + block.conv0.bias.reshape(1, -1, 1, 1)
+    params = (emb @ block.affine.weight.t() + block.affine.bias)[:, :, None, None]
+    if block.adaptive_scale:
+        scale, shift = params.chunk(2, dim=1)
+        h = silu(torch.addcmul(shift, block.norm1(h), scale + 1))
+    else:
+        h = silu(block.norm1(h + params))
+    h = torch.nn.functional.conv2d(h, block.conv1.weight, padding=1) + block.conv1.bias.reshape(1, -1, 1, 1)
+    skip = x if block.skip is None else torch.nn.functional.conv2d(x, block.skip.weight) \
+        + block.skip.bias.reshape(1, -1, 1, 1)
+    h = (h + skip) * block.skip_scale
+    if block.num_heads:
+        a = block._attend(h)
+        h = (torch.nn.functional.conv2d(a, block.proj.weight) + block.proj.bias.reshape(1, -1, 1, 1) + h) \
+            * block.skip_scale
+    return h
+
+
+@pytest.mark.parametrize("adaptive_scale, skip_scale, channels", [(True, 1.0, (32, 32)), (False, math.sqrt(0.5),
+                                                                                            (16, 32))])
+def test_in_place_residuals_give_the_out_of_place_outputs_and_gradients_bit_for_bit(adaptive_scale, skip_scale,
+                                                                                      channels):
+    torch.manual_seed(0)
+    block = UNetBlock(*channels, emb_channels=24, attention=True, num_heads=2, adaptive_scale=adaptive_scale,
+                      skip_scale=skip_scale, init_zero={})
+    x = torch.randn(2, channels[0], 6, 6, requires_grad=True)
+    emb = torch.randn(2, 24, requires_grad=True)
+    grads = []
+    for forward in (block, lambda x, emb: out_of_place_block(block, x, emb)):
+        out = forward(x, emb)
+        grads.append((out, *torch.autograd.grad(out.square().sum(), [x, emb, *block.parameters()])))
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+

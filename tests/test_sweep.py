@@ -89,7 +89,7 @@ def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, ho
     outcome = run_sweep(spec, home=home, jobs=1)
     assert [o.status for o in outcome.outcomes] == ["done"] * 4
     results = sweep_results(outcome.plan.sweep_id, home)
-    assert results.metric == "rms" and results.status == "done"
+    assert results.metric == "rms_median" and results.status == "done"
     values = [row.value for row in results.rows]
     assert values == sorted(values) and all(v > 0 for v in values)  # sorted best (lowest) first
     best = {(r.axes["sampler.steps"], r.axes["sampler.solver"]): r.value for r in results.rows}
@@ -102,10 +102,15 @@ def test_a_sweep_records_every_trial_and_a_rerun_skips_the_finished(tmp_path, ho
     assert len(again.plan.skipped["done"]) == 4
 
 
-def test_a_failing_trial_does_not_stop_the_others_and_exits_1(tmp_path, home, capsys):
+def test_a_failing_trial_does_not_stop_the_others_and_exits_1(tmp_path, home, capsys, monkeypatch):
+    from edmctl.sweep import trials
+
+    def broken(recipe, run, settings, device):
+        raise RuntimeError("the trial broke")
+
+    monkeypatch.setitem(trials.TRIALS, "sample", broken)  # jobs=1 runs the trials in this process
     path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [2, 3]\n')
-    path.write_text(path.read_text().replace('seeds = "0-3"', 'seeds = "0-3"\nmetric = "fid"'))
-    assert main(["sweep", str(path)]) == 1  # sample trials measure rms or fd: every trial fails, each recorded
+    assert main(["sweep", str(path), "--jobs", "1"]) == 1  # every trial fails, each recorded
     captured = capsys.readouterr()
     assert captured.err.count("failed") >= 2 and "rerun them" in captured.err
     sweep = Registry(home).list(kind="sweep")[0]
@@ -159,3 +164,71 @@ def test_dry_run_lists_trials_and_records_nothing(tmp_path, home, capsys):
     assert main(["sweep", str(path), "--dry-run", "--json"]) == 0
     assert '"count": 3' in capsys.readouterr().out
     assert not (home / "registry.db").exists()
+
+
+def _logged_trial(log: str, recipe, run) -> dict[str, float]:
+    with open(log, "a") as f:
+        f.write(f"{run.id}\n")
+    time.sleep(0.05)  # long enough for the processes to interleave
+    return {"rms": float(recipe.sampler.steps)}
+
+
+def _sweep_process(path: str, home: str, log: str, barrier, codes) -> None:
+    """One `edmctl sweep FILE` (in a forked process) whose trials append their run id to `log` (fast stand-ins)."""
+    from edmctl.sweep import trials
+
+    trials.TRIALS["sample"] = lambda recipe, run, settings, device: _logged_trial(log, recipe, run)
+    os.environ["EDMCTL_HOME"] = home
+    barrier.wait(60)
+    codes.put(main(["sweep", path, "--jobs", "1"]))
+
+
+def test_concurrent_sweeps_of_one_file_share_the_work_and_run_each_trial_once(tmp_path, home):
+    """Severe bug 2: three `edmctl sweep` of the same file at once record one sweep and one row per trial, and
+    every trial runs exactly once (find-or-create and claiming are each one write transaction)."""
+    import multiprocessing
+
+    from edmctl.sweep.trials import cached_model
+
+    cached_model(MODEL)  # loaded once here, inherited by the forked processes
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [2, 3, 4, 5, 6, 7]\n')
+    ctx, log = multiprocessing.get_context("fork"), tmp_path / "ran.txt"
+    barrier, codes = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_sweep_process, args=(str(path), str(home), str(log), barrier, codes)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0] and sorted(codes.get(timeout=5) for _ in procs) == [0, 0, 0]
+    registry = Registry(home)
+    sweeps = registry.list(kind="sweep")
+    assert len(sweeps) == 1 and sweeps[0].status == "done"
+    trials = registry.children(sweeps[0].id)
+    ran = [int(line) for line in log.read_text().split()]
+    assert len(trials) == 6 and {t.status for t in trials} == {"done"}
+    assert sorted(ran) == sorted(t.id for t in trials)  # each trial ran exactly once, in one of the processes
+
+
+def test_a_finished_sweep_missing_a_trial_runs_it_again(tmp_path, home, monkeypatch):
+    """A done sweep whose trial was removed (`runs rm`) is reopened for the missing trial instead of refusing."""
+    from edmctl.sweep import trials
+
+    monkeypatch.setitem(trials.TRIALS, "sample", lambda r, run, s, d: _logged_trial(str(tmp_path / "ran"), r, run))
+    path = write_sweep(tmp_path, '[grid]\n"sampler.steps" = [2, 3]\n')
+    first = run_sweep(read_sweep(path), home=home, jobs=1)
+    registry = Registry(home)
+    registry.remove(registry.removal_plan(first.outcomes[0].trial_id))
+    again = run_sweep(read_sweep(path), home=home, jobs=1)
+    assert again.plan.sweep_id == first.plan.sweep_id and len(again.outcomes) == 1
+    assert registry.get(first.plan.sweep_id).status == "done"
+    assert {t.status for t in registry.children(first.plan.sweep_id)} == {"done"}
+
+
+def test_a_sample_trial_on_an_analytic_model_logs_every_sampler_error_by_name(tmp_path, home):
+    from edmctl.evaluate import SAMPLER_ERRORS
+
+    spec = read_sweep(write_sweep(tmp_path, 'metric = "flips"\n[grid]\n"sampler.steps" = [4]\n'))
+    outcome = run_sweep(spec, home=home, jobs=1)
+    assert [o.status for o in outcome.outcomes] == ["done"] and sweep_results(outcome.plan.sweep_id, home).metric == "flips"
+    (trial,) = Registry(home).children(outcome.plan.sweep_id)
+    assert set(SAMPLER_ERRORS) | {"nfe", "seconds"} == set(Registry(home).metrics(trial.id))

@@ -9,48 +9,66 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.errors import UserError
 
 app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2, the training ladder of Table 2.",
                   no_args_is_help=True,
                   rich_markup_mode=None)
 
 
-def _family_of(spec: str, family: str | None) -> tuple[str, object | None]:
-    """The family (`--family`, else the training run's precond kind, else vp) and, for a run, its recipe."""
+def _family_of(spec: str, family: str | None, overrides: list[str]) -> tuple[str, object | None]:
+    """The family (`--family`, else the training or import run's precond kind, else vp) and, for a run, its
+    recipe with `--set` overrides applied (e.g. its `[eval]` detector and reference)."""
     from edmctl.sweep.ablation import FAMILIES
 
     if not spec.startswith("run:"):
+        if overrides:
+            raise UserError(f"--set applies to a training or import run's recipe; {spec} is an analytic model.")
         return family or "vp", None
-    from edmctl.recipe import Recipe
-    from edmctl.registry import Registry
+    from edmctl.train.model import training_recipe
 
-    recipe = Recipe.model_validate(Registry().get(spec.removeprefix("run:")).recipe)
+    recipe = training_recipe(spec.removeprefix("run:"), overrides)
     own = recipe.precond.kind if recipe.precond.kind in FAMILIES else "vp"
     return family or own, recipe
 
 
 def render_ladder(result) -> None:
+    """One row per curve: its knee (on the knee metric) and every measure there; then the paper's order."""
     from rich.table import Table
 
-    table = Table(title=f"{result.model}: {result.family} sampler ladder ({result.metric}; knee = lowest NFE within 3% of best)",
-                  title_justify="left")
-    for name in ("curve", "solver", "disc", "σ(t)", "s(t)", "best", "at NFE", "knee NFE", "knee value"):
-        table.add_column(name, justify="left" if name in ("curve", "solver", "disc", "σ(t)", "s(t)") else "right")
+    table = Table(title=f"{result.model}: {result.family} sampler ladder (knee = lowest NFE within 3% of the best "
+                        f"{result.metric}; every measure at the knee)", title_justify="left")
+    table.add_column("curve", overflow="fold")
+    for name in ("knee NFE", *result.measures):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for curve in result.curves:
-        best, knee = curve.best(), curve.knee()
-        s = curve.sampler
-        table.add_row(curve.label, s["solver"], s["disc"], s["schedule"], s["scaling"],
-                      *(("-",) * 4 if best is None else (f"{best[2]:.4g}", str(best[1]), str(knee[1]), f"{knee[2]:.4g}")))
+        knee = curve.knee()
+        cells = ("-",) * (len(result.measures) + 1) if knee is None else (
+            str(knee.nfe), *(f"{knee.values[m]:.3g}" for m in result.measures))
+        table.add_row(curve.label, *cells)
     out.print(table)
+    out.print(paper_order_line(result), highlight=False)
+
+
+def paper_order_line(result) -> str:
+    """`paper's order (...) from NFE: rms_median 11, flips never`, one entry per measure."""
+    from edmctl.sweep.ablation import paper_order_from
+
+    rungs = " ≥ ".join(c.label for c in result.rungs())
+    found = {m: paper_order_from(result, m) for m in result.measures}
+    return (f"paper's order ({rungs}, at equal NFE, up to NFE {result.nfe_max}) holds from NFE: "
+            + ", ".join(f"{m} {'not at the largest NFE' if n is None else n}" for m, n in found.items()))
 
 
 @app.command("sampler")
 def sampler(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, or run:ID; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
     family: Annotated[str | None, typer.Option("--family", help="vp, ve or iddpm: whose original sampler starts the ladder (default: the run's precond kind, else vp).")] = None,
     nfe_max: Annotated[int, typer.Option("--nfe-max", min=2, help="Largest NFE of every curve.")] = 128,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the initial noise, e.g. 0-63 (FID models: images per point).")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")] = 256,
+    metric: Annotated[str | None, typer.Option("--metric", help="Measure the knee is taken on: rms_median (default), rms_p90, flips or fd_exact for analytic models; fd for trained ones.")] = None,
+    overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Original sampler → + Heun & EDM steps → + σ(t)=t & s(t)=1, and every other solver, each over the step count."""
@@ -59,25 +77,25 @@ def sampler(
     from edmctl.recipe.schema import STEPS_MAX
     from edmctl.registry import open_run
     from edmctl.sampling import parse_seeds
-    from edmctl.sweep.ablation import plot_ladder, sampler_ladder
-    from edmctl.sweep.trials import cached_model
+    from edmctl.sweep.ablation import choose_metric, ladder_measures, ladder_samplers, plot_ladder, sampler_ladder
 
     seed_list = parse_seeds(seeds)
     if nfe_max > 2 * STEPS_MAX:
         raise UserError(f"--nfe-max {nfe_max} is more than {2 * STEPS_MAX} (sampler.steps is at most {STEPS_MAX}).")
     spec, parent = resolve_model_spec(model)
-    family, recipe = _family_of(spec, family)
-    cached_model(spec)  # a bad model is bad input, before the run is opened
+    family, recipe = _family_of(spec, family, list(overrides or []))
+    ladder_samplers(family)  # bad input (family, model, seeds, metric) is refused before the run is opened
+    choose_metric(ladder_measures(spec, seed_list, batch, recipe)[0], metric)
 
-    def progress(label: str, nfe: int, value: float) -> None:
-        err.print(f"{label}: NFE {nfe}  {value:.4g}", highlight=False)
+    def progress(label: str, nfe: int, values: dict) -> None:
+        err.print(f"{label}: NFE {nfe}  " + "  ".join(f"{k} {v:.4g}" for k, v in values.items()), highlight=False)
 
     with open_run(kind="ablate", name=f"sampler ladder {family}", seeds=seed_list, argv=sys.argv, parent=parent,
                   recipe=recipe.canonical() if recipe else None, recipe_hash=recipe.hash() if recipe else None) as run:
-        result = sampler_ladder(spec, family, nfe_max, seed_list, batch, recipe, progress)
+        result = sampler_ladder(spec, family, nfe_max, seed_list, batch, recipe, progress, metric)
         for index, curve in enumerate(result.curves):
-            for steps, nfe, value in curve.points:
-                run.log_metric(f"curve{index}.{result.metric}", value, step=nfe)
+            for point in curve.points:
+                run.log_metrics({f"curve{index}.{name}": value for name, value in point.values.items()}, step=point.nfe)
         run.add_artifact(plot_ladder(result, run.dir / "sampler_ladder.png"), kind="plot")
         run.update(ladder=result.as_dict(), model=spec)
         run_id = run.id

@@ -89,7 +89,7 @@ def _is_run_ref(target: str) -> bool:
 
 
 def measure(
-    target: Annotated[str, typer.Argument(help="A training run (run12, 12, latest), or a folder or .zip of images.")],
+    target: Annotated[str, typer.Argument(help="A training or import run (run12, 12, latest), an NVlabs network pickle (.pkl, imported on first use), or a folder or .zip of images.")],
     ref_path: Annotated[Path | None, typer.Option("--ref", help="Reference statistics (.npz with mu, sigma; EDM's files work). Default for a run: its recipe's eval.ref.")] = None,
     num: Annotated[int | None, typer.Option("--num", help="Images per measurement (default: all for a folder; eval.num for a run).")] = None,
     repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Seed blocks of --num images, the minimum reported (the paper: 3); runs only. Default: eval.repeats.")] = None,
@@ -106,7 +106,8 @@ def measure(
     device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """FID (and KID) of a training run's samples, or of a folder or zip of images; recorded as a fid run."""
+    """FID (and KID) of a training or imported run's samples, or of a folder or zip of images; recorded as a fid run."""
+    target = _network_pickle_as_run(target)
     if _is_run_ref(target):
         flags = dict(solver=solver, steps=steps, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise)
         sets = sampler_overrides(flags, list(overrides or []))
@@ -119,6 +120,15 @@ def measure(
     if ref_path is None:
         raise UserError("--ref STATS.npz is required for a folder or zip; make it with `edmctl fid ref DATA --out STATS.npz`.")
     _measure_images(target, ref_path, num, repeats or 1, detector or "inception", protocol or "edm", batch or 64, device, as_json)
+
+
+def _network_pickle_as_run(target: str) -> str:
+    """An NVlabs network pickle stands for its import run (`run12`), imported first if need be."""
+    if Path(target).suffix.lower() != ".pkl":
+        return target
+    from edmctl.pretrained import import_once
+
+    return f"run{import_once(target)}"
 
 
 def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, device, as_json) -> None:
@@ -164,11 +174,10 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
     from edmctl.fid.runs import prepare_run_fid
     from edmctl.fid.weights import file_sha256
     from edmctl.registry import open_run
-    from edmctl.train.model import training_record, training_recipe
+    from edmctl.models.runs import model_run
+    from edmctl.train.model import training_recipe
 
-    _, record = training_record(target)
-    if record.kind != "train":
-        raise UserError(f"{record.label} is a {record.kind} run; fid measures training runs, folders and zips.")
+    record = model_run(target)
     recipe = training_recipe(record.id, sets)
     plan = prepare_run_fid(record.id, recipe, ref_path, num, repeats, batch, detector, protocol, _device(device))
     det, ref_path, num, repeats, blocks = plan.detector, plan.ref_path, plan.num, plan.repeats, plan.blocks

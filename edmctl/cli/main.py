@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from edmctl.cli import ablate, dataset, demo, fid, recipe, reproduce, runs, sample, sweep, train
+from edmctl.cli import ablate, dataset, demo, fid, imports, recipe, reproduce, runs, sample, steps, sweep, train
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (demo, train, sample, fid, sweep, ablate, runs, reproduce, recipe, dataset):
+for module in (demo, train, sample, steps, fid, sweep, ablate, runs, reproduce, recipe, dataset, imports):
     module.register(app)
 
 

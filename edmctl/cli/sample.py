@@ -50,10 +50,15 @@ def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
 
 
 def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
-    """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id."""
+    """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id. An
+    NVlabs network pickle stands for its import run (imported on first use), so its recipe applies as a run's."""
     if model is not None:
         if model.startswith("run") and model[3:].isdigit():
-            model = f"run:{model[3:]}"  # --model run12: a training run
+            model = f"run:{model[3:]}"  # --model run12: a training or import run
+        if Path(model).suffix.lower() == ".pkl":
+            from edmctl.pretrained import import_once
+
+            model = f"run:{import_once(model)}"
         prefix, _, body = model.partition(":")
         return model, (body if prefix == "run" else None)
     from edmctl.registry import Registry
@@ -66,7 +71,7 @@ def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
 
 
 def sample(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], or run:ID; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
     solver: sampler_flag("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
@@ -107,7 +112,7 @@ def sample(
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}.")
     spec, parent = resolve_model_spec(model)
-    if parent is not None and recipe_path is None:  # a training run: its recipe's [sampler], flags on top
+    if parent is not None and recipe_path is None:  # a training or import run: its recipe's [sampler], flags on top
         from edmctl.train.model import training_recipe
 
         recipe = training_recipe(parent, overrides=sets)

@@ -1,7 +1,8 @@
 """Time-step discretizations: the noise levels σ_0 > … > σ_{N−1} (EDM Table 1, row "Time steps").
 
-Every function has one signature, `(steps, sigma_min, sigma_max, rho) -> float64 tensor (N,)`, and
-`DISCRETIZATIONS` maps the recipe's `sampler.disc` names to them. σ_N = 0 is appended by the sampler.
+Every function has one signature, `(steps, sigma_min, sigma_max, rho, *, <its recipe fields>) -> float64
+tensor (N,)`, and `DISCRETIZATIONS` maps the recipe's `sampler.disc` names to them. σ_N = 0 is appended by the
+sampler.
 """
 
 import math
@@ -48,6 +49,19 @@ def iddpm_u(M: int = IDDPM_M, C_1: float = IDDPM_C1, C_2: float = IDDPM_C2) -> t
     return (u_squared_plus_1 - 1).clip(min=0).sqrt()
 
 
+def iddpm_u_float32(M: int = IDDPM_M, C_1: float = IDDPM_C1, C_2: float = IDDPM_C2) -> torch.Tensor:
+    """The same u_j as NVlabs/edm's `iDDPMPrecond` tabulates them: the recurrence of `iddpm_u` evaluated one j at
+    a time in float32, ᾱ_j = sin²(½π j / M / (C_2 + 1)) in that order of operations (float32 table)."""
+
+    def alpha_bar(j: int) -> torch.Tensor:
+        return (0.5 * math.pi * torch.tensor(j) / M / (C_2 + 1)).sin() ** 2
+
+    u = torch.zeros(M + 1)
+    for j in range(M, 0, -1):
+        u[j - 1] = ((u[j] ** 2 + 1) / (alpha_bar(j - 1) / alpha_bar(j)).clip(min=C_1) - 1).sqrt()
+    return u
+
+
 def iddpm(steps: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
     """The u_j inside [σ_min, σ_max], picked at indices round((len − 1)/(N − 1)·i) (Table 1, iDDPM)."""
     u = iddpm_u()
@@ -62,7 +76,20 @@ def exponential(steps: int, sigma_min: float, sigma_max: float, rho: float) -> t
     return (math.log(sigma_max) + _fraction(steps) * (math.log(sigma_min) - math.log(sigma_max))).exp()
 
 
-DISCRETIZATIONS = {"edm": edm, "vp": vp, "ve": ve, "iddpm": iddpm, "exponential": exponential}
+def polyexponential(steps: int, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
+    """ln σ_i = ln σ_min + (1 − i/(N−1))^ρ (ln σ_max − ln σ_min): polynomial in ln σ (k-diffusion's
+    `get_sigmas_polyexponential`; ρ = 1 is `exponential`, larger ρ puts more steps at low σ)."""
+    ramp = (1 - _fraction(steps)) ** rho
+    return (ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min)).exp()
+
+
+def table(steps: int, sigma_min: float, sigma_max: float, rho: float, *, sigmas: list[float]) -> torch.Tensor:
+    """The recipe's own σ_0 > … > σ_{N−1} (`sampler.sigmas`), e.g. written by `edmctl steps optimize`."""
+    return torch.tensor(sigmas, dtype=torch.float64)
+
+
+DISCRETIZATIONS = {"edm": edm, "vp": vp, "ve": ve, "iddpm": iddpm, "exponential": exponential,
+                   "polyexponential": polyexponential, "table": table}
 
 DEFAULT_SIGMA_RANGE = {
     "vp": (vp_sigma(EPSILON_S), vp_sigma(1.0)),
@@ -70,4 +97,12 @@ DEFAULT_SIGMA_RANGE = {
     "iddpm": (0.002, 81.0),
     "edm": (0.002, 80.0),
     "exponential": (0.002, 80.0),
+    "polyexponential": (0.002, 80.0),
 }
+
+
+def default_sigma_range(disc: str, sigmas: list[float] | None = None) -> tuple[float, float]:
+    """The σ range a discretization spans by default; a table spans its own values."""
+    if disc == "table":
+        return min(sigmas), max(sigmas)
+    return DEFAULT_SIGMA_RANGE[disc]

@@ -4,12 +4,13 @@
 solver on the probability-flow ODE. The state is float64; the model is called as D(x/s(t); σ(t)).
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
 import torch
 
-from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS, EPSILON_S
+from edmctl.design.discretizations import DISCRETIZATIONS, EPSILON_S, default_sigma_range
 from edmctl.design.scalings import SCALINGS
 from edmctl.design.schedules import SCHEDULES, VPSchedule, vp_betas_for_range
 from edmctl.design.solvers import SOLVERS
@@ -55,7 +56,7 @@ class ProbabilityFlow:
 
 def sigma_range(sampler, model) -> tuple[float, float]:
     """The sampler's σ range: its own, else its discretization's default, clamped to the model's range."""
-    default_min, default_max = DEFAULT_SIGMA_RANGE[sampler.disc]
+    default_min, default_max = default_sigma_range(sampler.disc, sampler.sigmas)
     sigma_min = default_min if sampler.sigma_min is None else sampler.sigma_min
     sigma_max = default_max if sampler.sigma_max is None else sampler.sigma_max
     return max(sigma_min, model.sigma_min), min(sigma_max, model.sigma_max)
@@ -70,15 +71,22 @@ def build_schedule(name: str, sigma_min: float, sigma_max: float):
 
 def time_steps(sampler, model, schedule, sigma_min: float, sigma_max: float) -> torch.Tensor:
     """t_i = σ⁻¹(round_sigma(σ_i)) for i < N, then t_N = 0; float64."""
-    sigma_steps = DISCRETIZATIONS[sampler.disc](sampler.steps, sigma_min, sigma_max, sampler.rho)
+    disc = DISCRETIZATIONS[sampler.disc]
+    sigma_steps = disc(sampler.steps, sigma_min, sigma_max, sampler.rho, **fields_of(disc, sampler))
     t_steps = schedule.sigma_inv(model.round_sigma(sigma_steps))
     return torch.cat([t_steps, torch.zeros_like(t_steps[:1])])
+
+
+def fields_of(fn, sampler) -> dict:
+    """The `[sampler]` fields a solver or discretization takes: its keyword-only parameters, by name."""
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: getattr(sampler, p.name) for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def run_sampler(model, sampler, latents, class_labels, noise) -> tuple[torch.Tensor, int]:
     """Sample from `model` with the `[sampler]` settings, starting from standard-normal `latents` (N,C,H,W).
 
-    `noise()` returns the next per-image float64 standard-normal draw for the churn (one per step).
+    `noise()` returns the next per-image float64 standard-normal draw (the solver's docstring says when it draws).
     Returns the samples (float64, unclipped) and the number of denoiser calls (NFE).
     """
     sigma_min, sigma_max = sigma_range(sampler, model)
@@ -87,5 +95,6 @@ def run_sampler(model, sampler, latents, class_labels, noise) -> tuple[torch.Ten
     t_steps = time_steps(sampler, model, schedule, sigma_min, sigma_max)
     x = latents.to(torch.float64) * (schedule.sigma(t_steps[0]) * flow.s(t_steps[0]))
     churn = Churn(sampler.s_churn, sampler.s_tmin, sampler.s_tmax, sampler.s_noise, sampler.steps)
-    x = SOLVERS[sampler.solver](flow, x, t_steps, churn, noise, sampler.alpha)
+    solver = SOLVERS[sampler.solver]
+    x = solver(flow, x, t_steps, churn, noise, **fields_of(solver, sampler))
     return x, flow.nfe

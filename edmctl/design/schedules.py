@@ -14,13 +14,14 @@ def as_f64(t) -> torch.Tensor:
 
 
 class VPSchedule:
-    """σ(t) = sqrt(exp(½β_d t² + β_min t) − 1) (Table 1, VP column)."""
+    """σ(t) = sqrt(exp(½β_d t² + β_min t) − 1) (Table 1, VP column). `dtype` is the precision of a Python
+    number given as t or σ (float64; NVlabs/edm's VPPrecond computes in float32)."""
 
-    def __init__(self, beta_d: float = 19.9, beta_min: float = 0.1):
-        self.beta_d, self.beta_min = beta_d, beta_min
+    def __init__(self, beta_d: float = 19.9, beta_min: float = 0.1, dtype: torch.dtype = torch.float64):
+        self.beta_d, self.beta_min, self.dtype = beta_d, beta_min, dtype
 
     def sigma(self, t):
-        t = as_f64(t)
+        t = t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=self.dtype)
         return ((0.5 * self.beta_d * t**2 + self.beta_min * t).exp() - 1).sqrt()
 
     def sigma_deriv(self, t):

@@ -59,7 +59,7 @@ def prepare_run_fid(run_id: int, recipe, ref_path: Path | None = None, num: int 
     """The measurement of training run `run_id` with `recipe` (its recorded recipe, overrides applied); unset
     settings come from `recipe.eval`. Loads the detector, the reference statistics and the EMA weights."""
     from edmctl.sampling.driver import generated_batches
-    from edmctl.train.model import load_training_run
+    from edmctl.models.runs import load_run_model
 
     settings = recipe.eval
     num, repeats, batch = num or settings.num, repeats or settings.repeats, batch or settings.batch
@@ -69,7 +69,7 @@ def prepare_run_fid(run_id: int, recipe, ref_path: Path | None = None, num: int 
     seed_blocks(num, repeats)  # checks num and repeats before anything is loaded
     det = load_detector(detector or settings.detector, protocol or settings.protocol, device)
     ref_stats = load_stats(ref_path)
-    model = load_training_run(str(run_id)).to(device)
+    model = load_run_model(run_id).to(device)
     check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(model.img_shape))
     make_batches, nfe = generated_batches(model, recipe.sampler, batch, device)
     return RunFid(recipe, det, Path(ref_path), ref_stats, num, repeats, batch, make_batches, nfe)

@@ -54,3 +54,11 @@ class GaussianDataDenoiser:
         var = self.std.to(x0.device) ** 2
         mean = self.mean.to(x0.device)
         return mean + torch.sqrt(var + sigma**2) / torch.sqrt(var + sigma0**2) * (x0 - mean)
+
+    def components(self, x: torch.Tensor) -> torch.Tensor:
+        """Component index of each x: always 0 (Gaussian data has one component)."""
+        return torch.zeros(x.shape[0], dtype=torch.long)
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean μ (d,) and covariance diag(s²) (d, d) of the data, flattened."""
+        return self.mean.flatten(), torch.diag(self.std.flatten() ** 2)

@@ -6,8 +6,11 @@ Specs (the part after `?` is optional, `&`-separated):
     ideal:digits?std=0.2&n=200        ... a Gaussian mixture of std 0.2 on the first 200 digits
     ideal:PATH.npz                    an npz with `images` (N, C, H, W) in [-1, 1] and an optional scalar `std`
     ideal:PATH.npz?std=0.1            ... with `std` overriding the file's
+    run:12                            a training run's EMA weights, or an imported network (`edmctl import`)
+    PATH.pkl                          an NVlabs/edm network pickle, imported on first use (`edmctl.pretrained`)
 
-Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by the prefix before the first `:`.
+Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by the prefix before the first `:`,
+or, for a spec naming a file, by its suffix (`.pkl`; the body is then the whole spec).
 """
 
 import re
@@ -55,9 +58,9 @@ def parse_count(value: str, where: str) -> int:
 
 def digits_images() -> np.ndarray:
     """sklearn's bundled 8x8 digits as (1797, 1, 8, 8) float64 in [-1, 1] (v / 8 − 1, as in the reference vectors)."""
-    from sklearn.datasets import load_digits
+    from edmctl.data.digits import digits_raw
 
-    return load_digits().images[:, None].astype(np.float64) / 8.0 - 1.0
+    return digits_raw()[0][:, None].astype(np.float64) / 8.0 - 1.0
 
 
 def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:
@@ -105,22 +108,39 @@ def load_ideal(body: str) -> GaussianMixtureDenoiser:
 
 
 def load_run(body: str):
-    """`run:12` or `run:run12`: a training run's EMA weights (`edmctl.train.load_training_run`)."""
-    from edmctl.train.model import load_training_run
+    """`run:12` or `run:run12`: a training run's EMA weights or an imported network (`edmctl.models.runs`)."""
+    from edmctl.models.runs import load_run_model
 
-    return load_training_run(body)
+    return load_run_model(body)
+
+
+def load_nvlabs_pickle(path: str):
+    """`PATH.pkl`: an NVlabs/edm network pickle, imported as a registry run once (same sha256: the same run)."""
+    from edmctl.models.runs import load_run_model
+    from edmctl.pretrained import import_once
+
+    return load_run_model(import_once(path))
 
 
 MODEL_SOURCES: dict[str, Callable[[str], object]] = {
     "ideal": load_ideal,
     "run": load_run,
+    ".pkl": load_nvlabs_pickle,
 }
 
 
-def load_model(spec: str):
-    """Resolve a `--model` spec (`PREFIX:BODY`) through `MODEL_SOURCES`; an unknown prefix is a UserError."""
+def source_key(spec: str) -> tuple[str, str]:
+    """(key into `MODEL_SOURCES`, body): `PREFIX:BODY`, else the file suffix and the whole spec."""
     prefix, sep, body = spec.partition(":")
-    if not sep or prefix not in MODEL_SOURCES:
-        allowed = ", ".join(f"{name}:..." for name in MODEL_SOURCES)
+    if sep and prefix in MODEL_SOURCES:
+        return prefix, body
+    return Path(spec).suffix.lower(), spec
+
+
+def load_model(spec: str):
+    """Resolve a `--model` spec through `MODEL_SOURCES`; an unknown one is a UserError."""
+    key, body = source_key(spec)
+    if key not in MODEL_SOURCES:
+        allowed = ", ".join(f"PATH{name}" if name.startswith(".") else f"{name}:..." for name in MODEL_SOURCES)
         raise UserError(f"model {spec!r} is not recognised; use one of {allowed} (e.g. ideal:digits or ideal:PATH.npz).")
-    return MODEL_SOURCES[prefix](body)
+    return MODEL_SOURCES[key](body)

@@ -8,6 +8,10 @@ One isotropic component of standard deviation `std` sits on each image y_k, all 
               = c·x + (1 − c)·Σ_k w_k y_k,   c = std²/(std² + σ²)   (because Σ_k w_k = 1).
 
 With std = 0 this is the exact denoiser of the empirical distribution; as σ → 0 it returns the nearest image.
+
+The distribution itself is known exactly too: its mean is ȳ = Σ_k y_k / K and its covariance (law of total
+covariance) Σ_k (y_k − ȳ)(y_k − ȳ)ᵀ / K + std² I; a sample x belongs most likely to the component of the nearest
+y_k (equal weights and stds), which is how a sampler's mode flips are counted (`edmctl.evaluate`).
 """
 
 import torch
@@ -66,3 +70,15 @@ class GaussianMixtureDenoiser:
         weights = mixture_weights(squared_distances(flat, images, self.images_sq.to(x.device)), variance)
         c = (self.std**2 / variance.clamp_min(_TINY))[:, None]
         return (c * flat + (1.0 - c) * (weights @ images)).reshape(x.shape)
+
+    def components(self, x: torch.Tensor) -> torch.Tensor:
+        """The index k of the most likely component of each x (N, C, H, W): the nearest image y_k."""
+        flat = x.to(torch.float64).flatten(1)
+        return squared_distances(flat, self.images.to(x.device), self.images_sq.to(x.device)).argmin(dim=1).cpu()
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean (d,) and covariance (d, d) of the mixture: ȳ and Σ_k (y_k − ȳ)(y_k − ȳ)ᵀ / K + std² I."""
+        mean = self.images.mean(dim=0)
+        centred = self.images - mean
+        covariance = centred.T @ centred / self.images.shape[0]
+        return mean, covariance + self.std**2 * torch.eye(covariance.shape[0], dtype=torch.float64)

@@ -10,7 +10,9 @@ from edmctl.networks.layers import Conv2d, GroupNorm, Linear, attention
 class UNetBlock(torch.nn.Module):
     """x ← skip_scale·(conv1(drop(act(norm1(conv0(act(norm0 x))) ⊙ emb))) + skip(x)), then optionally
     x ← skip_scale·(proj(attention(qkv(norm2 x))) + x). `adaptive_scale` conditions by (1 + scale)·h + shift
-    (ADM), otherwise by adding the embedding before norm1 (DDPM++/NCSN++)."""
+    (ADM), otherwise by adding the embedding before norm1 (DDPM++/NCSN++). The residual sums and scalings are done
+    in place on tensors the block made itself (conv outputs, which autograd does not keep), as EDM does, saving
+    a buffer per operation; the results are those of the out-of-place formulas bit for bit."""
 
     def __init__(self, in_channels: int, out_channels: int, emb_channels: int, up: bool = False,
                  down: bool = False, attention: bool = False, num_heads: int | None = None,
@@ -50,12 +52,19 @@ class UNetBlock(torch.nn.Module):
             scale, shift = params.chunk(2, dim=1)
             x = silu(torch.addcmul(shift, self.norm1(x), scale + 1))
         else:
-            x = silu(self.norm1(x + params))
-        x = self.conv1(dropout(x, p=self.dropout, training=self.training))
-        x = (x + (orig if self.skip is None else self.skip(orig))) * self.skip_scale
+            x = silu(self.norm1(x.add_(params)))
+        x = self.conv1(self._dropout(x))
+        x = x.add_(orig if self.skip is None else self.skip(orig)).mul_(self.skip_scale)
         if self.num_heads:
-            x = (self.proj(self._attend(x)) + x) * self.skip_scale
+            x = self.proj(self._attend(x)).add_(x).mul_(self.skip_scale)
         return x
+
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout in training, its mask drawn over the contiguous layout (as EDM's tensors are; attention leaves
+        a channels-last one), so that the same seed drops the same elements as EDM; a no-op otherwise."""
+        if not (self.training and self.dropout):
+            return x
+        return dropout(x.contiguous(), p=self.dropout)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -64,11 +73,12 @@ class UNetBlock(torch.nn.Module):
 
 
 def heads_for(channels: int, attention: bool, num_heads: int | None, channels_per_head: int) -> int:
-    """Number of attention heads: 0 without attention, `num_heads` if given, else channels / channels_per_head
-    (at least one head, so that a narrow network keeps its attention layers)."""
+    """Number of attention heads: 0 without attention, `num_heads` if given, else ⌊channels / channels_per_head⌋
+    as EDM counts them, so that a level narrower than channels_per_head has no attention layer (ADM under 64
+    channels), as in EDM."""
     if not attention:
         return 0
-    heads = num_heads if num_heads is not None else max(1, channels // channels_per_head)
-    if channels % heads:
+    heads = num_heads if num_heads is not None else channels // channels_per_head
+    if heads and channels % heads:
         raise ValueError(f"{channels} channels do not split into {heads} attention heads")
     return heads

@@ -14,20 +14,17 @@ INIT_BOUNDS = {  # mode -> (distribution, its scale from fan_in and fan_out): un
     "kaiming_uniform": ("uniform", lambda fan_in, fan_out: math.sqrt(3 / fan_in)),
     "kaiming_normal": ("normal", lambda fan_in, fan_out: math.sqrt(1 / fan_in)),
 }
+UNIT_DRAWS = {"uniform": lambda shape: torch.rand(*shape) * 2 - 1, "normal": lambda shape: torch.randn(*shape)}
 
 
 def weight_init(shape: list[int], mode: str, fan_in: int, fan_out: int, gain: float = 1.0) -> torch.Tensor:
     """A weight tensor drawn as `mode` says (Glorot & Bengio 2010; He et al. 2015) times `gain`, from torch's
-    global RNG. Under `torch.device("meta")` (counting parameters) there are no values to draw."""
+    global RNG, with EDM's arithmetic: scale·U(−1, 1) or scale·N(0, 1), then ·gain, drawn even when gain is 0,
+    so that torch.manual_seed(s) and the same layers give EDM's initial weights bit for bit. Under
+    `torch.device("meta")` (counting parameters) there are no values to draw."""
     distribution, scale = INIT_BOUNDS[mode]
-    bound = scale(fan_in, fan_out) * gain
     with torch.no_grad():
-        weight = torch.empty(shape)
-        if weight.is_meta:
-            return weight
-        if bound == 0:
-            return weight.zero_()
-        return weight.uniform_(-bound, bound) if distribution == "uniform" else weight.normal_(0, bound)
+        return scale(fan_in, fan_out) * UNIT_DRAWS[distribution](shape) * gain
 
 
 class Linear(torch.nn.Module):
@@ -44,7 +41,7 @@ class Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x @ self.weight.to(x.dtype).t()
-        return x if self.bias is None else x + self.bias.to(x.dtype)
+        return x if self.bias is None else x.add_(self.bias.to(x.dtype))  # in place: x is this layer's own
 
 
 def resample_kernel(resample_filter: list[float]) -> torch.Tensor:
@@ -82,7 +79,7 @@ class Conv2d(torch.nn.Module):
         w_pad = 0 if w is None else w.shape[-1] // 2
         f_pad = 0 if f is None else (f.shape[-1] - 1) // 2
         if self.fused_resample and w is not None and (self.up or self.down):
-            x = self._fused(x, w, f, w_pad + f_pad)
+            x = self._fused(x, w, f, w_pad, f_pad)
         else:
             if self.up:
                 x = conv_transpose2d(x, (f * 4).tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2,
@@ -92,14 +89,17 @@ class Conv2d(torch.nn.Module):
             if w is not None:
                 x = conv2d(x, w, padding=w_pad)
         if self.bias is not None:
-            x = x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
+            x = x.add_(self.bias.to(x.dtype).reshape(1, -1, 1, 1))  # in place: a kernel's output is ours
         return x
 
-    def _fused(self, x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, pad: int) -> torch.Tensor:
+    def _fused(self, x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, w_pad: int, f_pad: int) -> torch.Tensor:
+        """Up: the transposed filter pads by f_pad − w_pad and the convolution by w_pad − f_pad (whichever is
+        positive), so that a k×k kernel on H×H gives 2H×2H as unfused. Down: pad once by both, then stride."""
         if self.up:
-            x = conv_transpose2d(x, (f * 4).tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2, padding=pad)
-            return conv2d(x, w)
-        x = conv2d(x, w, padding=pad)
+            x = conv_transpose2d(x, (f * 4).tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2,
+                                 padding=max(f_pad - w_pad, 0))
+            return conv2d(x, w, padding=max(w_pad - f_pad, 0))
+        x = conv2d(x, w, padding=w_pad + f_pad)
         return conv2d(x, f.tile([x.shape[1], 1, 1, 1]), groups=x.shape[1], stride=2)
 
 

@@ -50,9 +50,12 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 def _allowed(loc: tuple) -> list[str]:
     model = _model_at(loc)
     field = model.model_fields.get(loc[-1]) if model else None
-    if field is None or typing.get_origin(field.annotation) is not typing.Literal:
+    if field is None:
         return []
-    return list(typing.get_args(field.annotation))
+    annotation = field.annotation  # Literal[...] or Literal[...] | None
+    options = [annotation, *typing.get_args(annotation)]
+    literal = next((a for a in options if typing.get_origin(a) is typing.Literal), None)
+    return list(typing.get_args(literal)) if literal is not None else []
 
 
 def _hint(value, candidates: list[str]) -> str:

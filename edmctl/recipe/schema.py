@@ -12,13 +12,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edmctl.data.images import MAX_RESOLUTION
-from edmctl.design.discretizations import DEFAULT_SIGMA_RANGE, DISCRETIZATIONS, iddpm_u
+from edmctl.design.discretizations import DISCRETIZATIONS, default_sigma_range, iddpm_u
 from edmctl.design.loss_weights import LOSS_WEIGHTS
 from edmctl.design.p_train import P_TRAIN
 from edmctl.design.precond import PRECONDS
 from edmctl.design.scalings import SCALINGS
 from edmctl.design.schedules import SCHEDULES
-from edmctl.design.solvers import SIGMA_ONLY_SOLVERS, SOLVERS
+from edmctl.design.solvers import CHURN_SOLVERS, MAX_ORDER, SIGMA_ONLY_SOLVERS, SOLVERS
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS
 
 
@@ -37,8 +37,9 @@ def constants_of(fn) -> list[str]:
 # Every number in a recipe has a finite range, generous for research yet small enough that the float64 sampler and
 # float32 networks stay finite (issue 13: inf, 1e308 and 1e-320 gave NaN samples recorded as done). Floats are
 # finite unless a field says otherwise (`allow_inf_nan`, only S_tmax = inf: "churn at every level").
-SIGMA_LO, SIGMA_HI = 1e-5, 1e5  # noise levels: the paper's widest is VE's [0.002, 100] (iDDPM's u_0 ≈ 81); σ² stays
-#                                  far inside float32 and σ^(1/ρ), σ^ρ inside float64 for ρ in RHO_RANGE
+# Noise levels: the paper's widest range is VE's [0.002, 100] and iDDPM's u_0 is 2e4; σ² stays far inside float32,
+# and σ^(1/ρ), σ^ρ inside float64 for ρ in [RHO_LO, RHO_HI].
+SIGMA_LO, SIGMA_HI = 1e-5, 1e5
 RHO_LO, RHO_HI = 0.1, 1000.0  # ρ = 7 in the paper, Fig. 13 sweeps 1..∞-like; 1000 is already the geometric limit
 STEPS_MAX = 10_000  # N: the paper's largest ablation uses NFE 1023 (512 steps); DDPM samples with 1000
 LN_SIGMA_MAX = 12.0  # |P_mean|: ln σ of training noise within ln of SIGMA_LO..SIGMA_HI (±11.5)
@@ -54,8 +55,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
 
+# The solver-specific [sampler] fields: unset (None) unless the solver takes them (its keyword-only parameters),
+# then filled with these defaults — k-diffusion's η = 1, UniPC's bh2, Restart's CIFAR-10 settings (Xu et al. 2023,
+# Table 3: N_restart = 3, K = 2, t_min = 0.06, t_max = 0.30, γ = 0.05); `order` defaults to the solver's highest.
+SOLVER_FIELD_DEFAULTS = dict(order=None, unipc_variant="bh2", eta=1.0, restart_k=2, restart_steps=3, restart_tmin=0.06,
+                             restart_tmax=0.30, restart_gamma=0.05)
+
+
 class Sampler(Section):
-    """How to sample: EDM Algorithm 2 and its ablations (Table 1, sampling rows)."""
+    """How to sample: EDM Algorithm 2 and its ablations (Table 1, sampling rows), and the solvers beyond it."""
 
     solver: one_of(SOLVERS) = "heun"
     alpha: float = Field(1.0, gt=0, le=1, description="2nd-order point of the Heun step; 1 = Heun")
@@ -66,33 +74,75 @@ class Sampler(Section):
     rho: float = Field(7.0, ge=RHO_LO, le=RHO_HI)
     sigma_min: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
     sigma_max: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
+    sigmas: list[Annotated[float, Field(ge=SIGMA_LO, le=SIGMA_HI)]] | None = Field(
+        None, min_length=1, max_length=STEPS_MAX, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
     s_churn: float = Field(0.0, ge=0, le=1000, description="the paper's largest is 80; γ_i is capped at √2 − 1 anyway")
     s_tmin: float = Field(0.0, ge=0, le=SIGMA_HI)
     s_tmax: float = Field(math.inf, ge=0, allow_inf_nan=True, description="inf (the default): no upper limit")
     s_noise: float = Field(1.0, ge=0, le=10, description="the paper uses 1.000 to 1.007")
+    order: int | None = Field(None, ge=1, description="unipc (<= 3), ipndm (<= 4): multistep order; unset: the highest")
+    unipc_variant: Literal["bh1", "bh2"] | None = Field(None, description="unipc: B(h) = h (bh1) or e^h - 1 (bh2)")
+    eta: float | None = Field(None, ge=0, le=10, description="ancestral and SDE solvers: noise η (k-diffusion); unset: 1")
+    restart_k: int | None = Field(None, ge=1, le=1000, description="restart: K, restarts of the interval")
+    restart_steps: int | None = Field(None, ge=2, le=STEPS_MAX, description="restart: N_restart, Heun levels from t_max to t_min")
+    restart_tmin: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="restart: t_min (the nearest main step is used)")
+    restart_tmax: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="restart: t_max, the noise level jumped to")
+    restart_gamma: float | None = Field(None, ge=0, le=10, description="restart: churn γ of the restart steps")
 
     @model_validator(mode="after")
     def _consistent(self):
-        default_min, default_max = DEFAULT_SIGMA_RANGE[self.disc]
-        lo = default_min if self.sigma_min is None else self.sigma_min
-        hi = default_max if self.sigma_max is None else self.sigma_max
-        if lo >= hi:
+        self._check_table()
+        lo, hi = default_sigma_range(self.disc, self.sigmas)
+        lo = lo if self.sigma_min is None else self.sigma_min
+        hi = hi if self.sigma_max is None else self.sigma_max
+        if lo >= hi and self.disc != "table":
             raise ValueError(f"sampler.sigma_min ({lo:g}) must be below sampler.sigma_max ({hi:g})")
         if self.disc == "iddpm":
             _check_iddpm_levels(lo, hi)
         if self.s_tmin > self.s_tmax:
             raise ValueError(f"sampler.s_tmin ({self.s_tmin:g}) must not exceed sampler.s_tmax ({self.s_tmax:g})")
-        if self.solver in SIGMA_ONLY_SOLVERS:
-            if (self.schedule, self.scaling) != ("linear", "none"):
-                raise ValueError(
-                    f"sampler.solver = '{self.solver}' needs sampler.schedule = 'linear' and sampler.scaling = "
-                    f"'none' (got '{self.schedule}' and '{self.scaling}'); use euler or heun for other schedules"
-                )
-            if self.s_churn > 0:
-                raise ValueError(f"sampler.s_churn > 0 needs solver euler or heun (got '{self.solver}')")
+        if self.solver in SIGMA_ONLY_SOLVERS and (self.schedule, self.scaling) != ("linear", "none"):
+            raise ValueError(
+                f"sampler.solver = '{self.solver}' needs sampler.schedule = 'linear' and sampler.scaling = "
+                f"'none' (got '{self.schedule}' and '{self.scaling}'); use euler, heun, ipndm or restart for other schedules"
+            )
+        if self.s_churn > 0 and self.solver not in CHURN_SOLVERS:
+            raise ValueError(f"sampler.s_churn > 0 needs solver {', '.join(sorted(CHURN_SOLVERS))} (got '{self.solver}')")
         if self.alpha != 1 and self.solver != "heun":
             raise ValueError(f"sampler.alpha applies to solver heun only (got solver '{self.solver}')")
+        self._fill_solver_fields()
         return self
+
+    def _check_table(self):
+        """`sigmas` goes with disc 'table' and nothing else: N positive, finite, strictly decreasing levels."""
+        if (self.disc == "table") != (self.sigmas is not None):
+            raise ValueError("sampler.disc = 'table' and sampler.sigmas go together: set both or neither"
+                             f" (got disc '{self.disc}', sigmas {'set' if self.sigmas else 'unset'})")
+        if self.sigmas is None:
+            return
+        values = self.sigmas
+        if not all(math.isfinite(v) and v > 0 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
+            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing (got {values})")
+        if len(values) != self.steps:
+            raise ValueError(f"sampler.steps ({self.steps}) must equal the number of sampler.sigmas ({len(values)})")
+        if self.sigma_min is not None or self.sigma_max is not None:
+            raise ValueError("sampler.sigma_min/sigma_max do not apply to disc 'table': its sigmas are the levels")
+
+    def _fill_solver_fields(self):
+        """Refuse solver fields the solver does not take; fill in the defaults of those it does."""
+        takes = constants_of(SOLVERS[self.solver])
+        for name, default in SOLVER_FIELD_DEFAULTS.items():
+            value = getattr(self, name)
+            if name not in takes:
+                if value is not None:
+                    users = [s for s, fn in SOLVERS.items() if name in constants_of(fn)]
+                    raise ValueError(f"sampler.{name} applies to solver {', '.join(users)} only (got solver '{self.solver}')")
+            elif value is None:
+                object.__setattr__(self, name, MAX_ORDER[self.solver] if name == "order" else default)
+        if self.order is not None and self.order > MAX_ORDER[self.solver]:
+            raise ValueError(f"sampler.order for solver {self.solver} must be 1..{MAX_ORDER[self.solver]} (got {self.order})")
+        if self.restart_tmin is not None and self.restart_tmin >= self.restart_tmax:
+            raise ValueError(f"sampler.restart_tmin ({self.restart_tmin:g}) must be below sampler.restart_tmax ({self.restart_tmax:g})")
 
 
 def _check_iddpm_levels(lo: float, hi: float) -> None:
@@ -125,6 +175,8 @@ class Precond(Section):
     sigma_max: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI)
     C_1: float | None = Field(None, ge=1e-6, le=1, description="iDDPM: 0.001")
     C_2: float | None = Field(None, ge=0, le=1, description="iDDPM: 0.008")
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="VP σ⁻¹ and σ range, iDDPM u_j table: float64, or float32 as NVlabs/edm (imported networks)")
 
     @model_validator(mode="after")
     def _fill_kind_constants(self):

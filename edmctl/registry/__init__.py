@@ -12,7 +12,7 @@ Record a run (every command does this around its work)::
         run.add_artifact(path, kind="samples", step=None)   # sha256 + bytes; path stored relative to home
         run.update(nfe=35, world_size=1, devices=["cpu"])   # run columns by name; other names go to `extra`
 
-- `kind`: train, sample, fid, sweep, ablate, reproduce. `parent`: a run id or ref (`run12`, `12`, `latest`):
+- `kind`: train, sample, fid, sweep, ablate, reproduce, import. `parent`: a run id or ref (`run12`, `12`, `latest`):
   a sample run's training run, a trial's sweep, the original of a reproduction.
 - Opening records the environment (host, pid, cwd, git commit + dirty flag with the diff as an `env`
   artifact, Python/torch/CUDA versions, devices, world size, a hash of the installed packages with the list as
@@ -28,6 +28,8 @@ Queue runs to start later (a sweep's trials; see `queue.py`)::
 
     run_id = queue_run(kind="sample", recipe=..., recipe_hash=..., parent=sweep_id, extra={...})  # status queued
     with start_run(run_id) as run: ...   # queued/failed/interrupted -> running -> done/failed/interrupted
+    group = queue_group(parent_columns, [child_columns, ...])   # find-or-queue a parent and its children at once
+    with start_next(group.parent_id) as run: ...   # claim the oldest queued child (None: none left); atomic
 
 Query (reads never write, except reaping runs whose process is gone)::
 
@@ -56,9 +58,9 @@ Concurrency (SQLite): WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions 
 
 from edmctl.registry.compare import compare
 from edmctl.registry.run import Run, Terminated, content_hash, open_run
-from edmctl.registry.queue import queue_run, start_run
+from edmctl.registry.queue import AlreadyStarted, queue_group, queue_run, start_next, start_run
 from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
 from edmctl.registry.store import Registry, RemovalPlan
 
-__all__ = ["open_run", "queue_run", "start_run", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
+__all__ = ["open_run", "queue_run", "queue_group", "start_run", "start_next", "AlreadyStarted", "Run", "Terminated", "content_hash", "Registry", "RemovalPlan", "RunRecord", "LatestMetric",
            "MetricPoint", "ArtifactRecord", "compare"]

@@ -4,6 +4,9 @@ Several processes write at once (sweep trials, DDP rank 0, a reader in another t
 WAL journal (readers never block the writer), a busy timeout, every write transaction starts with
 `BEGIN IMMEDIATE` (the write lock is taken up front, so two writers never deadlock upgrading a read lock),
 transactions are short, and a transaction that still finds the database locked is retried with backoff.
+
+A database the registry cannot use (damaged, a folder, read-only, a full disk, an unreachable server, a missing
+driver) is a `RegistryUnavailable` error: one sentence saying what is wrong and what to do (`explain`), exit 2.
 """
 
 import os
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from edmctl import paths
 from edmctl.errors import UserError
@@ -25,6 +28,52 @@ WRITE_RETRIES = 8
 T = TypeVar("T")
 
 _engines: dict[tuple[str, int], Engine] = {}
+
+
+class RegistryUnavailable(UserError):
+    """The registry database cannot be read or written; the message says why and what to do."""
+
+
+# driver message fragment -> what is wrong and what to do ({where}: the database file or URL)
+PROBLEMS = {
+    "file is not a database": "{where} is not an SQLite database (damaged or overwritten)",
+    "malformed": "{where} is damaged (truncated or corrupt)",
+    "readonly database": "{where} is read-only; make it and its folder writable (chmod u+w), or set EDMCTL_HOME to another folder",
+    "disk is full": "the disk holding {where} is full; free some space and run again",
+    "disk i/o error": "reading or writing {where} failed (disk I/O error: a full or failing disk?); free space or check the disk",
+    "unable to open database file": "{where} cannot be opened; check that it is a file in a folder you can write to",
+}
+DAMAGED_ADVICE = "; restore it from a backup (registry.db.v*.bak) or move it away to start an empty registry."
+
+
+def explain(error: Exception, url: str) -> RegistryUnavailable:
+    """One sentence for a database error the user must fix (damaged file, folder, read-only, full disk, server)."""
+    path = sqlite_path(url)
+    where = f"the registry database {path}" if path else f"the registry database {url} (EDMCTL_DB_URL)"
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if path is not None and path.is_dir():
+        return RegistryUnavailable(f"{where[0].upper()}{where[1:]} is a folder, not a database file; move it away (or set EDMCTL_HOME elsewhere).")
+    for fragment, problem in PROBLEMS.items():
+        if fragment in text.lower():
+            advice = DAMAGED_ADVICE if fragment in ("file is not a database", "malformed") else "."
+            sentence = problem.format(where=where)
+            return RegistryUnavailable(sentence[0].upper() + sentence[1:] + advice)
+    if path is None:
+        return RegistryUnavailable(f"Cannot use {where}: {text}; check the URL and that the server is up.")
+    return RegistryUnavailable(f"Cannot use {where}: {text}.")
+
+
+@contextmanager
+def translated(url: str) -> Iterator[None]:
+    """Database errors other than a busy lock become `RegistryUnavailable` (see `explain`)."""
+    try:
+        yield
+    except OperationalError as error:
+        if is_locked(error):
+            raise
+        raise explain(error, url) from None
+    except DatabaseError as error:
+        raise explain(error, url) from None
 
 
 def database_url(home: Path | None = None, url: str | None = None) -> str:
@@ -66,7 +115,12 @@ def engine_for(url: str) -> Engine:
 
 def _create_engine(url: str) -> Engine:
     if sqlite_path(url) is None:
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except ImportError as error:
+            raise RegistryUnavailable(
+                f"EDMCTL_DB_URL names a {make_url(url).get_backend_name()} database but its Python driver is not "
+                f"installed ({error}); install it (pip install psycopg2-binary) or unset EDMCTL_DB_URL.") from None
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -97,11 +151,12 @@ def write(engine: Engine, work: Callable[[Connection], T]) -> T:
     """
     for attempt in range(WRITE_RETRIES):
         try:
-            with engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            with translated(str(engine.url)), engine.connect().execution_options(immediate=True) as conn, conn.begin():
                 return work(conn)
-        except OperationalError as error:
-            if not is_locked(error) or attempt == WRITE_RETRIES - 1:
-                raise
+        except OperationalError:
+            if attempt == WRITE_RETRIES - 1:
+                raise RegistryUnavailable(f"The registry database {engine.url} stayed locked by other processes for "
+                                          f"{WRITE_RETRIES} tries; run again when they are done.") from None
             time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
@@ -109,5 +164,5 @@ def write(engine: Engine, work: Callable[[Connection], T]) -> T:
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
     """A read-only connection: one deferred transaction, so the reads inside see one snapshot."""
-    with engine.connect() as conn, conn.begin():
+    with translated(str(engine.url)), engine.connect() as conn, conn.begin():
         yield conn

@@ -4,25 +4,48 @@
     with start_run(trial_id) as run:   # queued, failed or interrupted -> running; then the open_run lifecycle
         run.log_metric("rms", 0.01)
 
-`start_run` refuses a run that is running or done (`UserError`), so two schedulers never run one trial twice.
+`start_run` refuses a run that is running or done (`AlreadyStarted`), so two schedulers never run one trial twice.
 A `UserError` inside marks the run failed (its row belongs to whoever queued it) instead of discarding it.
+
+Several processes sharing one queue (N `edmctl sweep` of the same file at once):
+
+    group = queue_group(parent_columns, children_columns)   # one write transaction: find or queue the parent
+                                                            # (by kind + recipe_hash), queue missing children
+    with start_next(group.parent_id) as run:                # claim the oldest queued child (None: none left)
+        ...
+
+Every decision that two processes could both take is one write transaction holding the write lock from its
+start (`db.write`, `BEGIN IMMEDIATE` on SQLite): `queue_group` and the claim (`claim_next`, the one function a
+server backend replaces, e.g. by `SELECT ... FOR UPDATE SKIP LOCKED`). So each child runs once.
 """
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from edmctl.errors import UserError
 from edmctl.registry import db, environment, writes
 from edmctl.registry.run import Run, lifecycle
-from edmctl.registry.schema import KINDS, RunRecord, dump_json
+from edmctl.registry.schema import KINDS, RunRecord, dump_json, load_json
 from edmctl.registry.store import Registry
 
 RUNS = RunRecord.__table__
 STARTABLE = ("queued", "failed", "interrupted")
+REQUEUED = ("failed", "interrupted")  # children `queue_group` puts back in the queue
+
+
+class AlreadyStarted(UserError):
+    """`start_run` of a run that is running (another process has it) or done."""
+
+
+@dataclass
+class QueuedGroup:
+    parent_id: int
+    children: dict[str, tuple[int, str]]  # recipe hash -> (run id, status after queueing)
 
 
 def queue_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str | None = None,
@@ -36,12 +59,59 @@ def queue_run(kind: str, recipe: dict[str, Any] | None = None, recipe_hash: str 
     return db.write(registry.engine, lambda conn: writes.insert_run(conn, columns))
 
 
-def _claim(conn: Connection, run_id: int, columns: dict[str, Any]) -> str | None:
+def queue_group(parent: dict[str, Any], children: list[dict[str, Any]], home: Path | str | None = None) -> QueuedGroup:
+    """Find the newest run of `parent["kind"]` with `parent["recipe_hash"]`, or queue it; queue each child (keyword
+    arguments of `writes.request_columns`, without parent_id) whose recipe hash is not yet among its children;
+    put failed and interrupted children back in the queue, and a finished parent with queued children too.
+    One write transaction: processes doing this at once agree on one parent and one row per child."""
+    registry = Registry(home, create=True)
+    return db.write(registry.engine, lambda conn: _queue_group(conn, parent, children))
+
+
+def _queue_group(conn: Connection, parent: dict[str, Any], children: list[dict[str, Any]]) -> QueuedGroup:
+    found = conn.execute(select(RUNS.c.id).where(RUNS.c.kind == parent["kind"], RUNS.c.recipe_hash == parent["recipe_hash"])
+                         .order_by(RUNS.c.id.desc()).limit(1)).scalar_one_or_none()
+    parent_id = found if found is not None else writes.insert_run(
+        conn, writes.request_columns(status="queued", parent_id=None, **parent))
+    known = {h: (i, s) for i, h, s in conn.execute(select(RUNS.c.id, RUNS.c.recipe_hash, RUNS.c.status)
+                                                   .where(RUNS.c.parent_id == parent_id).order_by(RUNS.c.id.desc()))}
+    missing = [writes.request_columns(status="queued", parent_id=parent_id, **child) for child in children
+               if child["recipe_hash"] not in known]
+    if missing:
+        conn.execute(insert(RUNS), missing)
+    conn.execute(update(RUNS).where(RUNS.c.parent_id == parent_id, RUNS.c.status.in_(REQUEUED))
+                 .values(status="queued", error=None))
+    rows = conn.execute(select(RUNS.c.id, RUNS.c.recipe_hash, RUNS.c.status).where(RUNS.c.parent_id == parent_id)
+                        .order_by(RUNS.c.id.desc())).all()
+    if any(status == "queued" for _, _, status in rows):
+        conn.execute(update(RUNS).where(RUNS.c.id == parent_id, RUNS.c.status == "done").values(status="queued"))
+    return QueuedGroup(parent_id, {h: (i, s) for i, h, s in rows})
+
+
+def _start_columns(conn: Connection, run_id: int, env: environment.Environment) -> dict[str, Any]:
+    """Running, with this process's environment; the queued extra kept (the environment's merged in)."""
+    stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()
+    now = time.time()
+    return {"status": "running", "started": now, "heartbeat": now, "ended": None, "error": None,
+            "extra_json": dump_json({**load_json(stored), **env.extra}), **env.columns}
+
+
+def _claim(conn: Connection, run_id: int, env: environment.Environment) -> str | None:
     """Mark the run running if it is startable; returns its status before (None: no such run)."""
     status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one_or_none()
     if status in STARTABLE:
-        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**columns))
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**_start_columns(conn, run_id, env)))
     return status
+
+
+def claim_next(conn: Connection, parent_id: int, env: environment.Environment) -> int | None:
+    """Mark the oldest queued child of `parent_id` running (inside the caller's write transaction) and return its
+    id; None when no child is queued. The one place a queued child is claimed."""
+    run_id = conn.execute(select(RUNS.c.id).where(RUNS.c.parent_id == parent_id, RUNS.c.status == "queued")
+                          .order_by(RUNS.c.id).limit(1)).scalar_one_or_none()
+    if run_id is not None:
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**_start_columns(conn, run_id, env)))
+    return run_id
 
 
 @contextmanager
@@ -50,13 +120,30 @@ def start_run(run_id: int, home: Path | str | None = None) -> Iterator[Run]:
     `open_run` does. Its recipe, seeds, parent and extra stay as queued."""
     registry = Registry(home, create=True)
     env = environment.capture()
-    now = time.time()
-    extra = {**registry.get(run_id).extra, **env.extra}
-    columns = {"status": "running", "started": now, "heartbeat": now, "ended": None, "error": None,
-               "extra_json": dump_json(extra), **env.columns}
-    before = db.write(registry.engine, lambda conn: _claim(conn, run_id, columns))
+    before = db.write(registry.engine, lambda conn: _claim(conn, run_id, env))
+    if before is None:
+        registry.get(run_id)  # the one-line "not in the registry" error
     if before not in STARTABLE:
-        raise UserError(f"run{run_id} is {before}; only a queued, failed or interrupted run can be started.")
+        raise AlreadyStarted(f"run{run_id} is {before}; only a queued, failed or interrupted run can be started.")
+    with _opened(registry, run_id, env) as run:
+        yield run
+
+
+@contextmanager
+def start_next(parent_id: int, home: Path | str | None = None) -> Iterator[Run | None]:
+    """Claim the oldest queued child of `parent_id` and open it as `start_run` does; None when none is queued."""
+    registry = Registry(home, create=True)
+    env = environment.capture()
+    run_id = db.write(registry.engine, lambda conn: claim_next(conn, parent_id, env))
+    if run_id is None:
+        yield None
+        return
+    with _opened(registry, run_id, env) as run:
+        yield run
+
+
+@contextmanager
+def _opened(registry: Registry, run_id: int, env: environment.Environment) -> Iterator[Run]:
     run = Run(registry, run_id)
     run.dir.mkdir(parents=True, exist_ok=True)
     with lifecycle(run, env.files, discard_on_user_error=False):

@@ -100,13 +100,17 @@ def lifecycle(run: Run, env_files: dict[str, bytes], discard_on_user_error: bool
     """Heartbeat and SIGTERM handling around the body, and how the run ends (done, failed, interrupted).
 
     A `UserError` discards the run (`discard_on_user_error`, a run just opened) or marks it failed (a run
-    queued before, whose row the caller owns)."""
+    queued before, whose row the caller owns). A registry that stops working (`RegistryUnavailable`: a full disk)
+    keeps the folder and leaves the row for `reap`: what the run wrote so far is not thrown away."""
     heartbeat = _Heartbeat(run.registry, run.id)
     try:
         _save_environment(run, env_files)
         heartbeat.start()
         with _sigterm_interrupts():
             yield run
+    except db.RegistryUnavailable:
+        heartbeat.stop()  # the registry cannot record the end: the row is reaped later; the folder is kept
+        raise
     except UserError as e:
         if not discard_on_user_error:
             _end(run, heartbeat, "failed", f"UserError: {e}")

@@ -15,9 +15,9 @@ from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 3  # v3: runs.process_ns and standard JSON (non-finite floats as strings); see migrations.py
 
-KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce")
+KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "steps", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
-ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env")
+ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env", "recipe")
 
 
 class Meta(SQLModel, table=True):

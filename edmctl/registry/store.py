@@ -57,8 +57,10 @@ class Registry:
         self.url = db.database_url(self.home, url)
         sqlite_file = db.sqlite_path(self.url)
         self.exists = create or sqlite_file is None or sqlite_file.exists()  # a read never creates a database
+        if sqlite_file is not None:
+            check_not_emptied(sqlite_file, self.home)
         if create and sqlite_file is not None:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            paths.make_dirs(sqlite_file.parent)
         self.engine = db.engine_for(self.url)
         if self.exists:
             migrations.ensure_schema(self.engine, self.url, self.home)
@@ -115,6 +117,15 @@ class Registry:
 
     def children(self, run_id: int) -> list[RunRecord]:
         return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
+
+    def child_statuses(self, run_id: int) -> dict[str, int]:
+        """How many children of the run are in each status (one grouped count)."""
+        if not self.exists:
+            return {}
+        with db.read(self.engine) as conn:
+            rows = conn.execute(select(RunRecord.status, func.count()).where(RunRecord.parent_id == run_id)
+                                .group_by(RunRecord.status))
+            return {status: count for status, count in rows}
 
     def run_dir(self, run_id: int) -> Path:
         return self.home / f"run{run_id}"
@@ -200,7 +211,7 @@ class Registry:
     def _select(self, query) -> list:
         if not self.exists:
             return []
-        with Session(self.engine) as session:
+        with db.translated(self.url), Session(self.engine) as session:
             return list(session.exec(query).all())
 
     def _scalars(self, query) -> list:
@@ -208,6 +219,30 @@ class Registry:
             return []
         with db.read(self.engine) as conn:
             return list(conn.execute(query).scalars().all())
+
+
+def run_folders(home: Path) -> list[Path]:
+    """The `run<N>` folders under a home."""
+    try:
+        return [p for p in home.iterdir() if p.is_dir() and _REF.match(p.name) and p.name.startswith("run")]
+    except OSError:
+        return []
+
+
+def check_not_emptied(database: Path, home: Path) -> None:
+    """A 0-byte registry file beside run folders lost its runs (truncated, or replaced by an empty file): refuse it
+    rather than silently start an empty registry over the folders it described."""
+    try:
+        emptied = database.is_file() and database.stat().st_size == 0
+    except OSError:
+        return  # unreadable: opening it says why
+    folders = run_folders(home) if emptied else []
+    if folders:
+        shown = ", ".join(sorted(p.name for p in folders)[:3])
+        raise db.RegistryUnavailable(
+            f"The registry database {database} is empty (0 bytes) but {home} holds {len(folders)} run folder(s) "
+            f"({shown}{', ...' if len(folders) > 3 else ''}); restore it from a backup (registry.db.v*.bak) or move "
+            f"the run folders away before starting a new registry.")
 
 
 def _where_clause(name: str, value: Any):

@@ -17,8 +17,9 @@ JSON_COLUMNS = {"recipe": "recipe_json", "seeds": "seeds_json", "argv": "argv_js
 FIXED_COLUMNS = frozenset({"id", "status", "created", "extra_json"})  # set only by the lifecycle itself
 
 
-def request_columns(kind: str, status: str, recipe: dict[str, Any] | None, recipe_hash: str | None,
-                    seeds, argv, parent_id: int | None, name: str | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+def request_columns(kind: str, status: str, recipe: dict[str, Any] | None = None, recipe_hash: str | None = None,
+                    seeds=(), argv=None, parent_id: int | None = None, name: str | None = None,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The columns of a new run that say what was asked (recipe, seeds, argv, parent, name, extra) as stored."""
     return {"kind": kind, "status": status, "name": name, "parent_id": parent_id,
             "recipe_json": dump_json(recipe or {}, sort_keys=True), "recipe_hash": recipe_hash,

@@ -2,9 +2,17 @@
 
 The sweep run is found again by its hash (shared settings + trial recipe hashes), so running the same file
 again resumes it: done trials are skipped, failed and interrupted ones rerun, missing ones are queued.
+
+Several `edmctl sweep` of the same file at once share the work: finding or recording the sweep and its trials is
+one registry transaction (`registry.queue_group`), and every process claims trials one at a time from the same
+queue (`registry.start_next`). The first process to start the sweep run owns it: when no trial is left to claim
+it waits for the trials others are still running, then saves the plot and ends the sweep `done` or `failed`.
+The others help: they run trials until none is queued and show the results so far.
 """
 
 import sys
+import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -13,7 +21,7 @@ from edmctl.sweep.expand import Trial, expand
 from edmctl.sweep.scheduler import Outcome, run_trials
 from edmctl.sweep.spec import SweepSpec, sweep_hash
 
-RERUN = ("queued", "failed", "interrupted")
+WAIT_S = 1.0  # how often the owner of a sweep looks at the trials other processes are running
 
 
 @dataclass
@@ -21,7 +29,7 @@ class SweepPlan:
     sweep_id: int
     trials: list[Trial]
     trial_ids: dict[str, int]  # recipe hash -> trial run id
-    todo: list[int]  # trial run ids to run now
+    todo: list[int]  # trial run ids queued now (any process sharing the sweep may run them)
     skipped: dict[str, list[int]] = field(default_factory=dict)  # done / running elsewhere
 
 
@@ -42,30 +50,25 @@ def find_sweep(registry, digest: str):
 
 
 def queue_trials(spec: SweepSpec, trials: list[Trial], home) -> SweepPlan:
-    """Record the sweep and every trial not yet recorded (status queued); decide what to run now."""
-    from edmctl.registry import Registry, queue_run
+    """Find or record the sweep and every trial not yet recorded (status queued), failed and interrupted trials
+    queued again, in one transaction; say what is queued, done, or running elsewhere."""
+    from edmctl.registry import Registry, queue_group
     from edmctl.sweep.trials import run_kind
 
-    registry = Registry(home, create=True)
+    Registry(home, create=True).reap()  # a trial left running by a killed process is queued again below
     hashes = [t.recipe.hash() for t in trials]
-    digest = sweep_hash(spec, hashes)
-    sweep = find_sweep(registry, digest)
-    sweep_id = sweep.id if sweep else queue_run(kind="sweep", recipe=spec.as_dict(), recipe_hash=digest,
-                                                 argv=sys.argv, name=spec.name, home=home,
-                                                 extra={"settings": spec.settings(), "axes": spec.axes()})
-    known = {child.recipe_hash: child for child in registry.children(sweep_id)}
-    plan = SweepPlan(sweep_id, trials, {}, [], {"done": [], "running": []})
-    for trial, digest in zip(trials, hashes):
-        record = known.get(digest)
-        if record is None:
-            trial_id = queue_run(kind=run_kind(spec.trial), recipe=trial.recipe.canonical(), recipe_hash=digest,
-                                 seeds=_seeds(spec), argv=sys.argv, parent=sweep_id, name=trial.label, home=home,
-                                 extra={"axes": trial.axes, "trial": trial.index})
-            status = "queued"
-        else:
-            trial_id, status = record.id, record.status
+    seeds = _seeds(spec)
+    parent = {"kind": "sweep", "recipe": spec.as_dict(), "recipe_hash": sweep_hash(spec, hashes), "argv": sys.argv,
+              "name": spec.name, "extra": {"settings": spec.settings(), "axes": spec.axes()}}
+    children = [{"kind": run_kind(spec.trial), "recipe": t.recipe.canonical(), "recipe_hash": digest, "seeds": seeds,
+                 "argv": sys.argv, "name": t.label, "extra": {"axes": t.axes, "trial": t.index}}
+                for t, digest in zip(trials, hashes)]
+    group = queue_group(parent, children, home)
+    plan = SweepPlan(group.parent_id, trials, {}, [], {"done": [], "running": []})
+    for digest in hashes:
+        trial_id, status = group.children[digest]
         plan.trial_ids[digest] = trial_id
-        (plan.todo if status in RERUN else plan.skipped[status]).append(trial_id)
+        (plan.todo if status == "queued" else plan.skipped[status]).append(trial_id)
     return plan
 
 
@@ -76,12 +79,13 @@ def _seeds(spec: SweepSpec) -> list[int]:
 
 
 def check_inputs(spec: SweepSpec) -> None:
-    """Seeds and model are bad input (UserError) before anything is recorded, not a failure of every trial."""
-    from edmctl.sweep.trials import model_of
+    """Seeds, model and metric are bad input (UserError) before anything is recorded, not a failure of every trial."""
+    from edmctl.sweep.trials import check_metric, model_of
 
     _seeds(spec)
     if spec.trial in ("sample", "fid"):
         model_of(spec.settings())
+    check_metric(spec.settings())
 
 
 def plan_sweep(spec: SweepSpec) -> list[Trial]:
@@ -89,26 +93,49 @@ def plan_sweep(spec: SweepSpec) -> list[Trial]:
     return expand(spec)
 
 
+def run_until_settled(sweep_id: int, settings: dict, home, jobs: int | None,
+                      on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
+    """Run queued trials until none is queued, then wait until no trial runs elsewhere either (their processes
+    may queue more: a reaped trial is claimed here)."""
+    from edmctl.registry import Registry
+
+    registry, outcomes = Registry(home), []
+    while True:
+        ran = run_trials(sweep_id, settings, home, jobs, on_outcome)
+        outcomes += ran
+        registry.reap()
+        counts = registry.child_statuses(sweep_id)
+        if not counts.get("running") and (not counts.get("queued") or not ran):
+            return outcomes  # settled (or queued trials that no worker could start: reported as not done)
+        if not counts.get("queued"):
+            time.sleep(WAIT_S)
+
+
 def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
               on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> SweepOutcome:
     """Validate every trial, record them, run those not done, save the plot; a sweep with failed trials ends
-    `failed` (the outcome lists them)."""
-    from edmctl.registry import start_run
+    `failed` (the outcome lists them). Another process already running the sweep: help it (see the docstring)."""
+    from edmctl.registry import AlreadyStarted, Registry, start_run
     from edmctl.sweep.results import save_plot
 
     trials = plan_sweep(spec)
     check_inputs(spec)
     plan = queue_trials(spec, trials, home)
-    if not plan.todo:
+    if not plan.todo and not plan.skipped["running"] and Registry(home).get(plan.sweep_id).status == "done":
         return SweepOutcome(plan, [])
     outcomes = []
     try:
-        with start_run(plan.sweep_id, home=home) as sweep:
-            outcomes = run_trials(plan.todo, spec.settings(), home, jobs, on_outcome)
+        with ExitStack() as stack:
+            try:
+                sweep = stack.enter_context(start_run(plan.sweep_id, home=home))
+            except AlreadyStarted:  # another process owns the sweep run: share its queue
+                return SweepOutcome(plan, run_trials(plan.sweep_id, spec.settings(), home, jobs, on_outcome))
+            outcomes = run_until_settled(plan.sweep_id, spec.settings(), home, jobs, on_outcome)
             save_plot(sweep, home)
-            failed = [o for o in outcomes if o.status != "done"]
-            if failed:
-                raise CheckFailed(f"{len(failed)} of {len(outcomes)} trials failed")
+            counts = Registry(home).child_statuses(plan.sweep_id)
+            not_done = sum(n for status, n in counts.items() if status != "done")
+            if not_done:
+                raise CheckFailed(f"{not_done} of {sum(counts.values())} trials did not finish")
     except CheckFailed:
         pass  # the sweep run is recorded failed; the caller reports which trials
     return SweepOutcome(plan, outcomes)

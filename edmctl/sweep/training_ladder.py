@@ -231,7 +231,7 @@ def training_ladder(base_recipe_path: str | Path, family: str = "vp", budget_kim
             collect([by_id[outcome.trial_id]], [outcome], home)
             on_rung(by_id[outcome.trial_id])
 
-        collect(rungs, run_trials([r.run_id for r in rungs], settings, home, jobs, report), home)
+        collect(rungs, run_trials(run.id, settings, home, jobs, report), home)
         for index, rung in enumerate(rungs):
             if rung.value is not None:
                 run.log_metric("fid", rung.value, step=index)

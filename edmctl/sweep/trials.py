@@ -1,10 +1,11 @@
 """What a trial runs: a table `TRIALS` of `kind -> function(recipe, run, settings, device) -> metrics`.
 
 - `sample`: one image per seed of `settings["seeds"]` from `settings["model"]` with the recipe's sampler.
-  Metric `rms` (analytic models, the default there): the RMS distance to a converged reference solution from
-  the same initial noise (Heun, `REFERENCE_STEPS` EDM steps over the same σ range, no churn). Metric `fd`
-  (the default for trained models): the Fréchet distance of the samples' detector features (`[eval] detector`)
-  to the reference statistics (`[eval] ref`, else the `[data] source` measured with the same detector).
+  On analytic models the metric is one of the sampler errors of `edmctl.evaluate` (`rms_median`, the default
+  there, `rms_p90`, `flips`, `fd_exact`: distance to the converged reference from the same initial noise, mode
+  flips, Fréchet distance to the exact distribution), and every one of them is logged. Metric `fd` (the default
+  for trained models): the Fréchet distance of the samples' detector features (`[eval] detector`) to the
+  reference statistics (`[eval] ref`, else the `[data] source` measured with the same detector).
 - `fid`: FID by the recipe's `[eval]` protocol (`num` images per seed block, best of `repeats`).
 - `train`: train the recipe (EDM training loop, `[training]` to `duration_kimg`); metric `loss`, the last tick's
   mean loss. The trial run *is* the training run (recorded with kind `train`, see `run_kind`): its tick
@@ -26,9 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edmctl.errors import UserError
-
-REFERENCE_STEPS = 256  # Heun steps of the converged reference (RMS change from 512 steps < 1e-6 on digits)
-
+from edmctl.evaluate import SAMPLER_ERRORS
 
 @functools.lru_cache(maxsize=4)
 def cached_model(spec: str):
@@ -54,36 +53,6 @@ def parse_seed_list(settings: dict) -> list[int]:
     from edmctl.sampling import parse_seeds
 
     return parse_seeds(settings["seeds"])
-
-
-def reference_sampler(sampler, model):
-    """The converged reference of `sampler`: deterministic Heun, EDM steps, σ(t) = t, s(t) = 1, same σ range."""
-    from edmctl.design.sampler import sigma_range
-
-    sigma_min, sigma_max = sigma_range(sampler, model)
-    return type(sampler)(solver="heun", disc="edm", schedule="linear", scaling="none", steps=REFERENCE_STEPS,
-                         rho=7.0, sigma_min=sigma_min, sigma_max=sigma_max)
-
-
-_REFERENCES: dict[tuple, Any] = {}
-
-
-def reference_solution(model_spec: str, sampler, seeds: list[int], batch: int, device="cpu"):
-    """Samples of the converged reference sampler from the same seeds (cached by model, σ range and seeds)."""
-    from edmctl.sampling import sample
-
-    model = cached_model(model_spec)
-    reference = reference_sampler(sampler, model)
-    key = (model_spec, reference.sigma_min, reference.sigma_max, tuple(seeds), str(device))
-    if key not in _REFERENCES:
-        _REFERENCES[key] = sample(model, reference, seeds, batch, device=device).samples
-    return _REFERENCES[key]
-
-
-def rms_to_reference(samples, model_spec: str, sampler, seeds: list[int], batch: int, device="cpu") -> float:
-    """sqrt(mean((x − x_ref)²)) over every pixel of every image."""
-    reference = reference_solution(model_spec, sampler, seeds, batch, device)
-    return float(((samples - reference) ** 2).mean().sqrt())
 
 
 _REFERENCE_STATS: dict[tuple, Any] = {}
@@ -135,25 +104,35 @@ def frechet_to_reference(samples, recipe, device="cpu", cache_dir: Path | None =
 
 
 def sample_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
-    """Sample the sweep's seeds; log `nfe`, `seconds` and the metric (`rms` or `fd`, see the module docstring)."""
+    """Sample the sweep's seeds; log `nfe`, `seconds` and the metric (see the module docstring): on an analytic
+    model with a sampler-error metric, every sampler error by its name."""
     from edmctl.sampling import sample
 
     model, seeds = model_of(settings), parse_seed_list(settings)
     metric = settings.get("metric") or default_metric("sample", settings["model"])
-    if metric not in SAMPLE_METRICS:
-        raise UserError(f"sample trials measure {' or '.join(SAMPLE_METRICS)}, not metric = {metric!r}.")
-    if metric == "rms" and not is_analytic(model):
-        raise UserError(f"metric = \"rms\" needs an analytic model (ideal:...), not {settings['model']!r}; use metric = \"fd\".")
+    if metric not in SAMPLE_METRICS:  # sorted by nfe or seconds: measure the model's default metric too
+        metric = default_metric("sample", settings["model"])
+    check_metric({**settings, "trial": "sample", "metric": metric})
     result = sample(model, recipe.sampler, seeds, settings.get("batch", 256), device=device)
     run.update(model=settings["model"], nfe=result.nfe, num_images=len(seeds))
-    value = SAMPLE_METRICS[metric](result.samples, recipe, settings, seeds, device)
-    return {metric: value, "nfe": result.nfe, "seconds": result.seconds}
+    return {**SAMPLE_METRICS[metric](model, result.samples, recipe, settings, seeds, device),
+            "nfe": result.nfe, "seconds": result.seconds}
 
 
-SAMPLE_METRICS: dict[str, Callable[..., float]] = {
-    "rms": lambda samples, recipe, settings, seeds, device: rms_to_reference(
-        samples, settings["model"], recipe.sampler, seeds, settings.get("batch", 256), device),
-    "fd": lambda samples, recipe, settings, seeds, device: frechet_to_reference(samples, recipe, device),
+def sampler_errors_of(model, samples, recipe, settings: dict, seeds: list[int], device="cpu") -> dict[str, float]:
+    """Every sampler error of `edmctl.evaluate` against the converged reference from the same seeds."""
+    from edmctl.evaluate import reference_solution, sampler_error
+
+    return sampler_error(model, samples, reference_solution(model, recipe.sampler, seeds, settings.get("batch", 256), device))
+
+
+def fd_of(model, samples, recipe, settings: dict, seeds: list[int], device="cpu") -> dict[str, float]:
+    return {"fd": frechet_to_reference(samples, recipe, device)}
+
+
+SAMPLE_METRICS: dict[str, Callable[..., dict[str, float]]] = {
+    **dict.fromkeys(SAMPLER_ERRORS, sampler_errors_of),
+    "fd": fd_of,
 }
 
 
@@ -231,6 +210,27 @@ TRIALS: dict[str, Callable[..., dict[str, float]]] = {
 }
 
 
+def trial_metrics(trial: str) -> tuple[str, ...]:
+    """The metrics a trial of this kind records, any of which can sort a sweep: the measured one, `nfe`,
+    `seconds`, and for training trials the tick metrics (loss overall and per σ bin, speed, memory)."""
+    from edmctl.train.stats import bin_names
+
+    training = ("loss", *bin_names(), "images_per_s", "kimg", "memory_gib", "seconds")
+    return {"sample": (*SAMPLE_METRICS, "nfe", "seconds"), "fid": ("fid", "nfe", "seconds"), "train": training,
+            "train+fid": ("fid", "nfe", *training)}[trial]
+
+
+def check_metric(settings: dict) -> None:
+    """The sweep's `metric` is one its trials record (and a sampler error has an analytic model): UserError
+    otherwise, before anything is recorded."""
+    trial, metric = settings["trial"], settings["metric"]
+    allowed = trial_metrics(trial)
+    if metric not in allowed:
+        raise UserError(f"metric = {metric!r} is not recorded by {trial} trials; use one of {', '.join(allowed)}.")
+    if trial == "sample" and metric in SAMPLER_ERRORS and not is_analytic(model_of(settings)):
+        raise UserError(f"metric = {metric!r} needs an analytic model (ideal:...), not {settings['model']!r}; use metric = \"fd\".")
+
+
 def run_kind(trial: str) -> str:
     """The registry kind of a trial's run: trials that train are training runs (`train`), the others their own kind."""
     return "train" if trial in ("train", "train+fid") else trial
@@ -238,8 +238,8 @@ def run_kind(trial: str) -> str:
 
 
 def default_metric(trial: str, model_spec: str | None) -> str:
-    """`fid` for fid and train+fid trials, `loss` for train trials; for sample trials `rms` on analytic models
-    (`ideal:...`), else `fd`."""
+    """`fid` for fid and train+fid trials, `loss` for train trials; for sample trials `rms_median` on analytic
+    models (`ideal:...`), else `fd`."""
     if trial == "sample":
-        return "rms" if (model_spec or "").startswith("ideal:") else "fd"
+        return "rms_median" if (model_spec or "").startswith("ideal:") else "fd"
     return "loss" if trial == "train" else "fid"

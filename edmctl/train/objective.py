@@ -16,11 +16,13 @@ def uses_augment(recipe) -> bool:
 
 
 def build_net(recipe, shape: tuple[int, int, int], label_dim: int) -> torch.nn.Module:
-    """F for images of `shape` (C, H, W) with the recipe's `[network]`, dropout and label dropout."""
+    """F for images of `shape` (C, H, W) with the recipe's `[network]`, dropout and label dropout; C·output_factor
+    output channels (2C for iDDPM, as NVlabs builds it, so its checkpoints load both ways)."""
     fields = recipe.network.model_dump()
     arch = fields.pop("arch")
     channels, resolution, _ = shape
-    return build_network(arch, img_resolution=resolution, in_channels=channels, out_channels=channels,
+    out_channels = channels * PRECONDS[recipe.precond.kind].output_factor
+    return build_network(arch, img_resolution=resolution, in_channels=channels, out_channels=out_channels,
                          label_dim=label_dim, augment_dim=AUGMENT_DIM if uses_augment(recipe) else 0,
                          dropout=recipe.training.dropout, label_dropout=recipe.training.label_dropout, **fields)
 

@@ -113,7 +113,7 @@ def test_set_overrides_file(tmp_path):
     ("[sampler]\nsigmas = [1.0, 0.5]\n", "sampler.disc = 'table' and sampler.sigmas go together"),
     ("[sampler]\ndisc = 'table'\nsteps = 2\nsigmas = [0.5, 1.0]\n", "sampler.sigmas must be finite, > 0 and strictly decreasing"),
     ("[sampler]\ndisc = 'table'\nsteps = 2\nsigmas = [1.0, 0.0]\n", "sampler.sigmas must be finite, > 0 and strictly decreasing"),
-    ("[sampler]\ndisc = 'table'\nsteps = 2\nsigmas = [inf, 1.0]\n", "sampler.sigmas must be finite, > 0 and strictly decreasing"),
+    ("[sampler]\ndisc = 'table'\nsteps = 2\nsigmas = [inf, 1.0]\n", "sampler.sigmas.0: input should be a finite number"),
     ("[sampler]\ndisc = 'table'\nsigmas = [2.0, 1.0]\n", "sampler.steps (18) must equal the number of sampler.sigmas (2)"),
     ("[sampler]\ndisc = 'table'\nsteps = 2\nsigmas = [2.0, 1.0]\nsigma_min = 0.5\n", "sampler.sigma_min/sigma_max do not apply to disc 'table'"),
     ("[sampler]\nsolver = 'euler'\nalpha = 0.5\n", "sampler.alpha applies to solver heun only"),

@@ -74,8 +74,7 @@ class Sampler(Section):
     rho: float = Field(7.0, ge=RHO_LO, le=RHO_HI)
     sigma_min: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
     sigma_max: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
-    sigmas: list[Annotated[float, Field(ge=SIGMA_LO, le=SIGMA_HI)]] | None = Field(
-        None, min_length=1, max_length=STEPS_MAX, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
+    sigmas: list[float] | None = Field(None, min_length=1, max_length=STEPS_MAX, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
     s_churn: float = Field(0.0, ge=0, le=1000, description="the paper's largest is 80; γ_i is capped at √2 − 1 anyway")
     s_tmin: float = Field(0.0, ge=0, le=SIGMA_HI)
     s_tmax: float = Field(math.inf, ge=0, allow_inf_nan=True, description="inf (the default): no upper limit")
@@ -121,8 +120,9 @@ class Sampler(Section):
         if self.sigmas is None:
             return
         values = self.sigmas
-        if not all(math.isfinite(v) and v > 0 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
-            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing (got {values})")
+        if not all(SIGMA_LO <= v <= SIGMA_HI for v in values) or any(a <= b for a, b in zip(values, values[1:])):
+            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing, within [{SIGMA_LO:g}, "
+                             f"{SIGMA_HI:g}] (got {values})")
         if len(values) != self.steps:
             raise ValueError(f"sampler.steps ({self.steps}) must equal the number of sampler.sigmas ({len(values)})")
         if self.sigma_min is not None or self.sigma_max is not None:

@@ -280,9 +280,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory):
-    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run)."""
+    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run);
+    and one EDMCTL_CACHE for the module (the digits are cached there on first use), outside every case's folder."""
     patch = pytest.MonkeyPatch()
-    made = {}
+    made = {"cache": tmp_path_factory.mktemp("cache")}
+    patch.setenv("EDMCTL_CACHE", str(made["cache"]))
     for name, argv in (("sampled", ["sample", "--model", "ideal:digits?n=20", "--seeds", "0-1", "--steps", "2"]),
                        ("trained", ["train", str(REPO / "recipes" / "digits.toml"), "--set", "training.duration_kimg=0.128",
                                     "--set", "training.snapshot_kimg=0.128", "--set", "network.model_channels=8"])):
@@ -303,7 +305,7 @@ def run_case(case: Case, tmp: Path, homes, monkeypatch) -> int:
     if case.home is not None:
         shutil.copytree(homes[case.home], tmp / "home")
     monkeypatch.setenv("EDMCTL_HOME", str(tmp / "home"))
-    monkeypatch.setenv("EDMCTL_CACHE", str(tmp / "cache"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
     monkeypatch.chdir(REPO)
     case.setup(tmp)
     return main([arg.replace("{tmp}", str(tmp)) for arg in case.argv])

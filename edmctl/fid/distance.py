@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from edmctl.errors import CheckFailed
 from edmctl.fid.stats import Stats
 
 
@@ -23,7 +24,12 @@ def frechet_distance(a: Stats, b: Stats) -> float:
         # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
         # regularises sigma itself when the square root is not finite, so scipy's warning tells the user nothing.
         warnings.simplefilter("ignore", category=_linalg_warning())
-        return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+        try:
+            return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+        except ValueError as e:  # clean-fid: "Imaginary component ..." when (sigma_a sigma_b)^(1/2) is not real
+            raise CheckFailed(f"the Fréchet distance is not a real number ({e}): the covariance of "
+                              f"{a.num_images or '?'} images of {a.dim}-d features is too degenerate; measure more "
+                              f"images than feature dimensions.") from None
 
 
 @contextlib.contextmanager

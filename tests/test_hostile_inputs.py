@@ -5,7 +5,6 @@ Each case runs the CLI in-process (`edmctl.cli.main.main`) in a fresh folder tha
 `{tmp}` in an argument is that folder. Cases that need a recorded run copy a registry made once per module.
 """
 
-import os
 import shutil
 import struct
 import zlib

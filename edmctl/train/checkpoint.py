@@ -7,6 +7,7 @@ generator state, in rank order.
 """
 
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,7 +39,9 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(f"snapshot {path} does not match the sha256 the registry recorded; it was modified or is damaged.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file can make torch warn about its pickle protocol first
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
         raise UserError(f"snapshot {path} cannot be read as plain tensor data ({type(e).__name__}); it is damaged or "
                         f"not an edmctl snapshot.") from None

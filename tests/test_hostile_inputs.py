@@ -147,6 +147,8 @@ CASES = [
     Case("sample", ["sample", "--model", "ideal:digits?n=1000000000000000000000"], "1797 images"),
     Case("sample", ["sample", "--model", "ideal:digits?std=[/x]"], "[/x]"),
     Case("sample", ["sample", "--model", "ideal:digits?std=1e308"], "std"),
+    Case("sample", ["sample", "--model", "ideal:digits?std=0.1&std=0.2"], "given twice"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--set", "sampler.steps=2", "--set", "sampler.steps=3"], "give it once"),
     Case("sample", ["sample", "--model", "ideal:digits?std=nan"], "std"),
     Case("sample", ["sample", "--model", "ideal:{tmp}/nan.npz"], "[-1, 1]", npz("nan.npz", images=np.full((2, 1, 4, 4), np.nan))),
     Case("sample", ["sample", "--model", "ideal:digits", "--seeds", ""], "seed"),
@@ -271,6 +273,8 @@ CASES = [
     Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "inf"], "--budget-kimg"),
     Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "nan"], "--budget-kimg"),
     Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--set", "training.lr=inf"], "training.lr"),
+    Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "2", "--set",
+                    "training.duration_kimg=3"], "--budget-kimg and --set training.duration_kimg"),
     Case("ablate", ["ablate", "training", "--base", f"{{tmp}}/{LONG}.toml"], "too long"),
 ]
 

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
-from edmctl.cli.sample import check_flag_conflicts, sampler_flag, sampler_overrides
+from edmctl.cli.sample import sampler_flag, sampler_overrides
 from edmctl.errors import UserError
 
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode.")]
@@ -110,6 +110,8 @@ def measure(
     target = _network_pickle_as_run(target)
     if _is_run_ref(target):
         flags = dict(solver=solver, steps=steps, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise)
+        from edmctl.recipe.load import check_flag_conflicts
+
         sets = sampler_overrides(flags, list(overrides or []))
         check_flag_conflicts({"eval.ref": ("--ref", ref_path), "eval.num": ("--num", num), "eval.repeats": ("--repeats", repeats),
                               "eval.detector": ("--detector", detector), "eval.protocol": ("--protocol", protocol),

@@ -22,23 +22,11 @@ def sampler_flag(flag: str, help: str, kind=float):
     return Annotated[kind | None, typer.Option(flag, help=f"{help} (recipe field sampler.{flag[2:].replace('-', '_')}).")]
 
 
-def set_keys(overrides: list[str]) -> set[str]:
-    """The dotted fields a list of `--set SECTION.FIELD=VALUE` names (spaces around the dots ignored)."""
-    return {".".join(part.strip() for part in item.partition("=")[0].split(".")) for item in overrides}
-
-
-def check_flag_conflicts(flags: dict[str, tuple[str, object]], overrides: list[str]) -> None:
-    """`flags` maps a recipe field to (flag, value given or None): a flag and a `--set` of its field at once
-    is refused, naming both, rather than one silently winning."""
-    given = set_keys(overrides)
-    for field, (flag, value) in flags.items():
-        if value is not None and field in given:
-            raise UserError(f"{flag} and --set {field}=... both set {field}; give only one of them.")
-
-
 def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
     """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
     skipped); a flag and a `--set` of the same field is a UserError."""
+    from edmctl.recipe.load import check_flag_conflicts
+
     check_flag_conflicts({f"sampler.{name}": (f"--{name.replace('_', '-')}", value) for name, value in fields.items()},
                          overrides)
     result = list(overrides)

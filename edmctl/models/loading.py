@@ -34,6 +34,8 @@ def parse_options(query: str, spec: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or key not in IDEAL_OPTIONS or not value:
             raise UserError(f"model spec {spec!r}: option {item!r} is not one of {', '.join(k + '=VALUE' for k in IDEAL_OPTIONS)}.")
+        if key in options:
+            raise UserError(f"model spec {spec!r}: option {key} is given twice; give it once.")
         options[key] = value
     return options
 

@@ -20,6 +20,20 @@ def parse_value(text: str):
         return text
 
 
+def set_keys(overrides: list[str]) -> set[str]:
+    """The dotted fields a list of `--set SECTION.FIELD=VALUE` names (spaces around the dots ignored)."""
+    return {".".join(part.strip() for part in item.partition("=")[0].split(".")) for item in overrides}
+
+
+def check_flag_conflicts(flags: dict[str, tuple[str, object]], overrides: list[str]) -> None:
+    """`flags` maps a recipe field to (flag, value given or None): a flag and a `--set` of its field at once
+    is refused, naming both, rather than one silently winning."""
+    given = set_keys(overrides)
+    for field, (flag, value) in flags.items():
+        if value is not None and field in given:
+            raise UserError(f"{flag} and --set {field}=... both set {field}; give only one of them.")
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict[tuple, str]:
     """Apply `section.field=value` overrides to the raw TOML dict; returns which dotted keys came from `--set`."""
     origin = {}
@@ -31,6 +45,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict[tuple, str]:
         section = raw.setdefault(path[0], {})
         if not isinstance(section, dict):
             raise UserError(f"--set {item!r}: {path[0]} is not a section")
+        if path in origin:
+            raise UserError(f"{origin[path]} and --set {item} both set {'.'.join(path)}; give it once.")
         section[path[1]] = parse_value(value.strip())
         origin[path] = f"--set {item}"
     return origin

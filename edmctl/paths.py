@@ -179,3 +179,29 @@ def save_figure(fig, path: Path, dpi: int = 100) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+NAME_MAX = 255  # bytes in one path component (Linux, macOS)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
+
+
+def check_output(path: Path, what: str, folder: bool = False) -> None:
+    """Before any work: `path` (a file, or a folder when `folder`) can be created or replaced — names within the
+    file system's limits, no file where a folder has to be, no folder where the file goes, and the nearest
+    existing folder writable. UserError naming `what` (e.g. "--out") otherwise."""
+    from edmctl.errors import UserError
+
+    path = Path(path)
+    long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if long or len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        raise UserError(f"{what} {str(path)[:60]!r}...: the name is too long for the file system "
+                        f"(at most {NAME_MAX} bytes a name, {PATH_MAX} a path); use a shorter path.")
+    if path.is_dir() and not folder:
+        raise UserError(f"{what} {str(path)!r} is a folder; give a file name.")
+    if path.exists() and not path.is_dir() and folder:
+        raise UserError(f"{what} {str(path)!r} is a file; give a folder.")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.is_file() and not os.access(path, os.W_OK)):
+        raise UserError(f"{what} {str(path)!r} is not writable (no permission in {str(existing)!r}).")

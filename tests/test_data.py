@@ -189,7 +189,7 @@ def test_requested_resolution_and_channels_are_checked():
         ('{"labels": [["00000/img00000000.png", 0], ["00000/img00000001.png", 1], ["gone.png", 2]]}',
          r"dataset\.json labels 1 file\(s\) that are not in the dataset, e\.g\. gone\.png"),
         ('{"labels": [["00000/img00000000.png", 0]]}', r"dataset\.json has no label for 1 image\(s\), e\.g\. 00000/img00000001"),
-        ('{"labels": [["00000/img00000000.png", -1], ["00000/img00000001.png", 1]]}', r"must be a non-negative"),
+        ('{"labels": [["00000/img00000000.png", -1], ["00000/img00000001.png", 1]]}', r"must be an integer label in 0..65535"),
     ],
     ids=["malformed", "not-object", "not-list", "non-integer", "missing-file", "unlabelled-image", "negative"],
 )

@@ -58,11 +58,17 @@ def test_default_output_is_the_run_folder_and_stdout_names_nfe_and_folder(home, 
     assert (folder / "samples.npz").exists() and (folder / "000001.png").exists()
 
 
-def test_set_and_recipe_file_feed_the_sampler_and_flags_win(home, mixture_npz, tmp_path, capsys):
+def test_set_and_recipe_file_feed_the_sampler_and_flags_win_over_the_file(home, mixture_npz, tmp_path, capsys):
     (tmp_path / "r.toml").write_text('[sampler]\nsolver = "heun"\nsteps = 4\n')
     doc = run_json(["sample", "--model", f"ideal:{mixture_npz}", "--seeds", "0", "--recipe", str(tmp_path / "r.toml"),
-                    "--set", "sampler.steps=6", "--steps", "7"], capsys)
-    assert doc["nfe"] == 13 and doc["sampler"]["steps"] == 7
+                    "--set", "sampler.s_churn=1", "--steps", "7"], capsys)
+    assert doc["nfe"] == 13 and doc["sampler"]["steps"] == 7 and doc["sampler"]["s_churn"] == 1
+
+
+def test_a_flag_and_a_set_of_the_same_field_are_refused_naming_both(home, mixture_npz, capsys):
+    assert main(["sample", "--model", f"ideal:{mixture_npz}", "--set", "sampler.steps=6", "--steps", "7"]) == 2
+    assert "--steps and --set sampler.steps=... both set sampler.steps" in capsys.readouterr().err
+    assert not home.exists()
 
 
 BAD_INPUTS = [

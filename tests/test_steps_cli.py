@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edmctl.cli.main import main
-from edmctl.evaluate import rms_median
+from edmctl.evaluate import REFERENCE_STEPS, rms_median
 from edmctl.models import load_model
 from edmctl.recipe import load_recipe
 from edmctl.registry import Registry

@@ -85,12 +85,16 @@ def sampler(
 ) -> None:
     """Original sampler → + Heun & EDM steps → + σ(t)=t & s(t)=1, and every other solver, each over the step count."""
     from edmctl.cli.sample import resolve_model_spec
+    from edmctl.errors import UserError
+    from edmctl.recipe.schema import STEPS_MAX
     from edmctl.registry import open_run
     from edmctl.sampling import parse_seeds
     from edmctl.sweep.ablation import choose_metric, ladder_measures, ladder_samplers, plot_ladder, sampler_ladder
 
     seed_list = parse_seeds(seeds)
     _check_device(device)
+    if nfe_max > 2 * STEPS_MAX:
+        raise UserError(f"--nfe-max {nfe_max} is more than {2 * STEPS_MAX} (sampler.steps is at most {STEPS_MAX}).")
     spec, parent = resolve_model_spec(model)
     family, recipe = _family_of(spec, family, list(overrides or []))
     ladder_samplers(family)  # bad input (family, model, seeds, metric) is refused before the run is opened

@@ -7,15 +7,28 @@ from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-out = Console(soft_wrap=True)  # results: stdout
-err = Console(stderr=True, soft_wrap=True)  # progress and errors: stderr
+# No markup in printed strings: paths, values and messages are user text, where `[file, class]` would vanish and
+# `[/x]` would raise; styling goes through `styled` (rich Text) instead.
+out = Console(soft_wrap=True, markup=False)  # results: stdout
+err = Console(stderr=True, soft_wrap=True, markup=False)  # progress and errors: stderr
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="SECTION.FIELD=VALUE", help="Override a recipe field (repeatable), e.g. sampler.steps=32."),
 ]
+
+
+def styled(text: str, style: str) -> Text:
+    """`text` in a rich style (a colour, "bold red"), printed as it is."""
+    return Text(text, style=style)
+
+
+def print_error(message: object, label: str = "error:", style: str = "bold red") -> None:
+    """`error: <message>` on stderr (the label coloured, the message as it is)."""
+    err.print(styled(label, style), str(message), highlight=False)
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,8 +75,11 @@ def progress_bar(description: str, total: float, count: str | None = None, extra
     the `extra` TextColumn formats (over `fields`, given their first values), the rate and the time remaining."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if count is None else TextColumn(count),
-               *(TextColumn(column) for column in extra), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    def text(template: str) -> TextColumn:
+        return TextColumn(template, markup=False)  # a description may hold a user's path
+
+    columns = [text("{task.description}"), BarColumn(), MofNCompleteColumn() if count is None else text(count),
+               *(text(column) for column in extra), text("{task.fields[rate]}"), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as bar:
         yield RateBar(bar, bar.add_task(description, total=total, rate="", **fields), rate)
 

@@ -32,8 +32,10 @@ def demo(
     from edmctl.paths import home
     from edmctl.recipe import load_recipe
     from edmctl.registry import Registry
+    from edmctl.sampling import parse_seeds
 
-    recipe_obj = load_recipe(recipe, overrides)  # fail on a bad recipe before anything runs
+    recipe_obj = load_recipe(recipe, overrides)  # fail on a bad recipe or seeds before anything runs
+    parse_seeds(seeds)
     ref = home() / "refs" / f"{recipe_obj.data.source}-pixels.npz"
     _step("1/4 train", ["train", str(recipe), *[a for o in overrides or [] for a in ("--set", o)]])
     trained = Registry().latest(kind="train", status="done").label

@@ -16,8 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
-from edmctl.cli.sample import sampler_flag
-from edmctl.cli.sample import sampler_overrides
+from edmctl.cli.sample import sampler_flag, sampler_overrides
 from edmctl.errors import UserError
 
 ProtocolOpt = Annotated[str, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode.")]
@@ -38,9 +37,22 @@ class _MeasureByDefault(TyperGroup):
 
 
 def _device(device: str | None) -> str:
+    """`--device`, checked against this machine (default: cuda when available, else cpu)."""
     import torch
 
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r}: the detector runs on cpu or cuda[:N].")
+    count = torch.cuda.device_count() if parsed.type == "cuda" else 0
+    if parsed.type == "cuda" and (parsed.index or 0) >= count:
+        have = f"CUDA devices 0..{count - 1}" if count else "no CUDA device"
+        raise UserError(f"--device {device!r}: this machine has {have}; use cpu{' or cuda:0' if count else ''}.")
+    return device
 
 
 def _recipe_hash(recipe: dict) -> str:
@@ -59,7 +71,9 @@ def ref(
     """Reference statistics (mu, sigma) of a dataset, in the npz layout of EDM's reference files."""
     from edmctl.fid import batches, compute_stats, load_detector, save_stats
     from edmctl.fid.runs import open_source
+    from edmctl.paths import check_output
 
+    check_output(out_path, "--out")
     images = open_source(data)
     det = load_detector(detector, protocol, _device(device))
     with progress_bar(f"stats {images.name}", images.count) as bar:
@@ -99,7 +113,12 @@ def measure(
     target = _network_pickle_as_run(target)
     if _is_run_ref(target):
         flags = dict(solver=solver, steps=steps, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise)
-        sets = [*(overrides or []), *sampler_overrides(flags)]
+        from edmctl.recipe.load import check_flag_conflicts
+
+        sets = sampler_overrides(flags, list(overrides or []))
+        check_flag_conflicts({"eval.ref": ("--ref", ref_path), "eval.num": ("--num", num), "eval.repeats": ("--repeats", repeats),
+                              "eval.detector": ("--detector", detector), "eval.protocol": ("--protocol", protocol),
+                              "eval.batch": ("--batch", batch)}, sets)
         return _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets, device, as_json)
     if any(v is not None for v in (solver, steps, s_churn, s_tmin, s_tmax, s_noise)) or overrides:
         raise UserError(f"{target} is a folder or zip of fixed images; sampler flags and --set apply to training runs only.")

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error
 
 recipe_app = typer.Typer(help="Show and validate recipes.", no_args_is_help=True)
 
@@ -50,7 +50,7 @@ def validate(
             results.append({"file": str(file), "valid": True, **_check(file)})
         except UserError as e:
             results.append({"file": str(file), "valid": False, "error": str(e)})
-            err.print(f"[bold red]error:[/] {e}", highlight=False)
+            print_error(e)
 
     def render() -> None:
         for r in results:

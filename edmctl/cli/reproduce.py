@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, out
+from edmctl.cli.common import JsonOpt, emit, out, styled
 from edmctl.errors import CheckFailed
 
 
@@ -24,7 +24,7 @@ def reproduce(
         for column in ("check", "tolerance", "result", "detail"):
             table.add_column(column)
         for c in verdict.checks:
-            table.add_row(c.name, c.tolerance, "[green]match[/]" if c.ok else "[red]MISMATCH[/]", c.detail)
+            table.add_row(c.name, c.tolerance, styled("match", "green") if c.ok else styled("MISMATCH", "red"), c.detail)
         out.print(table)
         out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)
 

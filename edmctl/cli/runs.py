@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, out
+from edmctl.cli.common import JsonOpt, emit, out, styled
 from edmctl.cli.plot import PlotOutOpt, write_curves
 
 RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("precond", "precond.kind"),
@@ -65,7 +65,7 @@ def main_metrics(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
 
 
 def styled_status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return styled(status, STATUS_STYLE.get(status, "white"))
 
 
 def registry():
@@ -297,7 +297,7 @@ def compare_table(doc: dict[str, Any], all_fields: bool):
     for title, rows in ((f"recipe{qualifier}", doc["recipe"]), ("metrics (latest)", doc["metrics"]),
                         (f"environment{qualifier}", doc["environment"])):
         table.add_section()
-        table.add_row(f"[bold]{title}[/]", *([""] * len(doc["runs"])) if rows else ["none"] + [""] * (len(doc["runs"]) - 1))
+        table.add_row(styled(title, "bold"), *([""] * len(doc["runs"])) if rows else ["none"] + [""] * (len(doc["runs"]) - 1))
         for name, values in rows.items():
             short = [fmt(v)[:12] if name in ("git_commit", "packages_hash") else fmt(v) for v in values]
             table.add_row(name, *short)

@@ -22,14 +22,19 @@ def sampler_flag(flag: str, help: str, kind=float):
     return Annotated[kind | None, typer.Option(flag, help=f"{help} (recipe field sampler.{flag[2:].replace('-', '_')}).")]
 
 
-def sampler_overrides(fields: dict) -> list[str]:
-    """The given sampler flags as recipe overrides `sampler.<field>=<TOML value>`, flags left out skipped."""
-    overrides = []
+def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
+    """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
+    skipped); a flag and a `--set` of the same field is a UserError."""
+    from edmctl.recipe.load import check_flag_conflicts
+
+    check_flag_conflicts({f"sampler.{name}": (f"--{name.replace('_', '-')}", value) for name, value in fields.items()},
+                         overrides)
+    result = list(overrides)
     for name, value in fields.items():
         if value is not None:
             text = json.dumps(value) if isinstance(value, str) else repr(value)  # repr: 0.001, inf; TOML reads both
-            overrides.append(f"sampler.{name}={text}")
-    return overrides
+            result.append(f"sampler.{name}={text}")
+    return result
 
 
 def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
@@ -76,6 +81,7 @@ def sample(
     recipe_path: Annotated[Path | None, typer.Option("--recipe", help="Recipe TOML whose [sampler] section to use (default: the paper's EDM sampler).")] = None,
     overrides: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for samples.npz, {seed:06d}.png and grid.png (default: the run's folder).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that already holds images or samples.npz, replacing files of the same names.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample one image per seed; print NFE, images/s and the output folder; record the run in the registry."""
@@ -91,7 +97,8 @@ def sample(
     flags = dict(solver=solver, disc=disc, schedule=schedule, scaling=scaling, steps=steps, rho=rho, sigma_min=sigma_min,
                  sigma_max=sigma_max, s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, alpha=alpha, eta=eta,
                  order=order)
-    recipe = load_recipe(recipe_path, overrides=[*(overrides or []), *sampler_overrides(flags)])
+    sets = sampler_overrides(flags, list(overrides or []))
+    recipe = load_recipe(recipe_path, overrides=sets)
     seed_list = parse_seeds(seeds)
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}.")
@@ -99,18 +106,18 @@ def sample(
     if parent is not None and recipe_path is None:  # a training or import run: its recipe's [sampler], flags on top
         from edmctl.train.model import training_recipe
 
-        recipe = training_recipe(parent, overrides=[*(overrides or []), *sampler_overrides(flags)])
+        recipe = training_recipe(parent, overrides=sets)
     denoiser = load_model(spec)
     check_class_label(denoiser, class_label)
     if out_dir is not None:
-        check_writable(out_dir, image_shape(denoiser)[0])
+        check_writable(out_dir, image_shape(denoiser)[0], force)
 
     with open_run(kind="sample", recipe=recipe.canonical(), recipe_hash=recipe.hash(), seeds=seed_list, argv=sys.argv, parent=parent) as run:
         target = Path(out_dir) if out_dir is not None else Path(run.dir)
         with progress_bar("sampling", len(seed_list)) as bar:
             result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label,
                                 progress=lambda done, total: bar.update(completed=done))
-        write_samples(target, result.samples, result.seeds)
+        write_samples(target, result.samples, result.seeds, force)
         run.add_artifact(target / "samples.npz", kind="samples")
         run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})
         run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label, batch=batch)

@@ -93,7 +93,7 @@ def optimize(
         raise UserError("--seeds and --reference exclude each other: the reference run's seeds are the search seeds.")
     if out_path is not None and out_path.exists():
         raise UserError(f"--out {str(out_path)!r} already exists; choose a new file.")
-    recipe = load_recipe(recipe_path, [*(overrides or []), *sampler_overrides(dict(solver=solver, disc=disc))])
+    recipe = load_recipe(recipe_path, sampler_overrides(dict(solver=solver, disc=disc), list(overrides or [])))
     start = steps_for_nfe(recipe.sampler, nfe)
     denoiser = load_model(model)
     if reference is None:

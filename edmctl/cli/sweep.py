@@ -11,7 +11,7 @@ from typing import Annotated, Callable, Iterator
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out, text_table
+from edmctl.cli.common import JsonOpt, emit, err, out, styled, text_table
 from edmctl.errors import CheckFailed
 
 LimitOpt = Annotated[int, typer.Option("--limit", min=0, metavar="N",
@@ -60,7 +60,7 @@ def _more(total: int, shown: int) -> None:
 
 def _print_failures(rows) -> None:
     for row in rows:
-        err.print(f"[red]failed[/] run{row.run_id} {row.label}: {row.error}", highlight=False)
+        err.print(styled("failed", "red"), f"run{row.run_id} {row.label}: {row.error}", highlight=False)
 
 
 @app.command("run")
@@ -87,8 +87,9 @@ def run(
         return
 
     def progress(outcome) -> None:
-        word = "[green]done[/]" if outcome.status == "done" else f"[red]failed[/] {outcome.error}"
-        err.print(f"run{outcome.trial_id}: {word}", highlight=False)
+        word = styled("done", "green") if outcome.status == "done" else styled("failed", "red")
+        detail = () if outcome.status == "done" else (str(outcome.error),)
+        err.print(f"run{outcome.trial_id}:", word, *detail, highlight=False)
 
     with validation_progress(check_count(spec, cap)) as validated:
         outcome = run_sweep(spec, jobs=jobs, on_outcome=progress, max_trials=cap, on_progress=validated)

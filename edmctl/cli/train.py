@@ -10,12 +10,12 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, progress_bar
 from edmctl.errors import UserError
 
 
 def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+    print_error(message, label="warning:", style="yellow")
 
 
 @contextmanager

@@ -90,7 +90,7 @@ def _header(storage: Storage, name: str) -> tuple[int, int, int]:
             f.seek(0)
             with PIL.Image.open(f) as image:  # reads the header only
                 return img.header(image, where)
-    except (OSError, ValueError, SyntaxError, zipfile.BadZipFile) as e:
+    except (*img.UNREADABLE, zipfile.BadZipFile) as e:
         raise UserError(f"{where} is not a readable image ({e}).") from None
 
 

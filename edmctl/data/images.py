@@ -7,6 +7,12 @@ import PIL.Image
 
 from edmctl.errors import UserError
 
+MAX_RESOLUTION = 4096  # pixels a side of a dataset image: the paper's largest data is 64x64, EDM2's 512x512
+
+# What PIL raises for a file that is not a readable image: damaged, truncated, or a decompression bomb (a header
+# claiming more than 2 x Image.MAX_IMAGE_PIXELS pixels, e.g. a 30000 x 30000 PNG of a few bytes).
+UNREADABLE = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+
 # Modes read as they are, and lossless modes read through a conversion; anything else (alpha, CMYK, 16-bit)
 # needs an explicit conversion with `edmctl dataset`.
 CHANNELS_OF_MODE = {"L": 1, "RGB": 3}
@@ -44,7 +50,7 @@ def open_image(data: bytes, where: str) -> PIL.Image.Image:
     """PIL image from encoded bytes (only the header is read until pixels are asked for)."""
     try:
         return PIL.Image.open(io.BytesIO(data))
-    except (OSError, ValueError, SyntaxError) as e:
+    except UNREADABLE as e:
         raise UserError(f"{where} is not a readable image ({e}).") from None
 
 
@@ -62,7 +68,7 @@ def pixels(image: PIL.Image.Image, where: str) -> np.ndarray:
     mode = LOSSLESS_CONVERSION.get(image.mode, image.mode)
     try:
         array = np.asarray(image.convert(mode) if mode != image.mode else image, dtype=np.uint8)
-    except (OSError, ValueError) as e:
+    except UNREADABLE as e:
         raise UserError(f"{where} could not be decoded ({e}).") from None
     return array[:, :, None] if array.ndim == 2 else array
 

@@ -8,6 +8,7 @@ import torch
 from edmctl.errors import UserError
 
 LABELS_FILE = "dataset.json"
+MAX_CLASSES = 1 << 16  # class indices 0..65535: ImageNet-21k has 21,841 classes; a larger index is a damaged file
 
 
 def parse_labels(text: bytes | str, where: str, image_names: list[str]) -> torch.Tensor | None:
@@ -37,8 +38,8 @@ def _label_table(entries: object, where: str) -> dict[str, int]:
         if not ok:
             raise UserError(f"{where}: every label must be a [file, integer class] pair, got {json.dumps(entry)}.")
         name, label = entry
-        if label < 0:
-            raise UserError(f"{where}: class of {name} must be a non-negative integer, got {label}.")
+        if not 0 <= label < MAX_CLASSES:
+            raise UserError(f"{where}: class of {name} must be an integer label in 0..{MAX_CLASSES - 1}, got {label}.")
         table[name.replace("\\", "/")] = label
     return table
 

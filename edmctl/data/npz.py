@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from edmctl.data.dataset import ArrayDataset
+from edmctl.data.labels import MAX_CLASSES
 from edmctl.data.request import SUPPORTED_CHANNELS, Request
 from edmctl.errors import UserError
 from edmctl.paths import file_sha256
@@ -49,6 +50,9 @@ def _labels(arrays: np.lib.npyio.NpzFile, count: int, where: str) -> torch.Tenso
     labels = arrays["labels"]
     if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
         raise UserError(f"{where}: labels must be integers of shape ({count},), got {labels.dtype} {labels.shape}.")
+    if labels.size and not (0 <= labels.min() and labels.max() < MAX_CLASSES):
+        raise UserError(f"{where}: every label must be a class index in 0..{MAX_CLASSES - 1}, found "
+                        f"{labels.min()}..{labels.max()}.")
     return torch.from_numpy(labels.astype(np.int64))
 
 
@@ -65,6 +69,8 @@ def open_npz(path: Path, request: Request) -> ArrayDataset:
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise UserError(f"{where} is not a readable .npz file ({e}).") from None
     images = _to_nchw(images, where)
+    if images.shape[2] == 0:
+        raise UserError(f"{where}: images of shape {images.shape} have no pixels.")
     request.check_shape(where, images.shape[2], images.shape[3], images.shape[1])
     total = len(images)
     keep = request.keep(total)

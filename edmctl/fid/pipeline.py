@@ -5,15 +5,17 @@ RUN path is `measure_blocks(lambda seeds: generate(seeds), ...)`. Batches are pu
 so decoding (or sampling) the next batch overlaps the detector on this one.
 """
 
+import math
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
-from edmctl.errors import UserError
+from edmctl.errors import CheckFailed, UserError
 from edmctl.fid.detectors import Detector
 from edmctl.fid.distance import frechet_distance, kernel_distance
 from edmctl.fid.stats import KID_RESERVOIR, Stats, StatsAccumulator
@@ -102,9 +104,17 @@ def compute_stats(
 
 
 def compare(measured: Measured, ref: Stats, seeds: range | None = None) -> FidResult:
-    """FID (clean-fid's Fréchet distance) and KID of `measured` against the reference statistics."""
+    """FID (clean-fid's Fréchet distance) and KID of `measured` against the reference statistics; a distance
+    that is not a finite number fails the run (CheckFailed), naming whether the features were to blame."""
+    fid = frechet_distance(measured.stats, ref)
+    if not math.isfinite(fid):
+        features = measured.stats
+        cause = ("the detector's features of the measured images are not finite"
+                 if not (np.isfinite(features.mu).all() and np.isfinite(features.sigma).all())
+                 else "the square root of the covariance product did not converge")
+        raise CheckFailed(f"the Fréchet distance came out {fid}: {cause} ({measured.num_images} images).")
     return FidResult(
-        fid=frechet_distance(measured.stats, ref),
+        fid=fid,
         kid=kernel_distance(measured.stats, ref),
         num_images=measured.num_images,
         seconds=measured.seconds,

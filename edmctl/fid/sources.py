@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from edmctl.data.images import UNREADABLE
 from edmctl.errors import UserError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
@@ -38,7 +39,7 @@ def decode_image(data: bytes | Path, name: str) -> torch.Tensor:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
             im = im if im.mode == "L" else im.convert("RGB")
             array = np.array(im, dtype=np.uint8)  # a writable copy
-    except (OSError, ValueError) as e:
+    except UNREADABLE as e:
         raise UserError(f"Image {name} cannot be decoded ({e}); remove it or replace it with a PNG.") from None
     array = array[:, :, None] if array.ndim == 2 else array
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))

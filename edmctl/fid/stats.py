@@ -108,13 +108,48 @@ def load_stats(path: str | Path) -> Stats:
         raise UserError(f"Reference statistics file {path} is not a readable npz ({e}).") from None
     if "mu" not in data or "sigma" not in data:
         raise UserError(f"Reference statistics file {path} lacks the keys 'mu' and 'sigma' (it has {sorted(data)}).")
-    mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+    mu, sigma = _real(data, "mu", path), _real(data, "sigma", path)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise UserError(f"Reference statistics file {path} has mu of shape {mu.shape} and sigma of shape {sigma.shape}; expected (D,) and (D, D).")
+    check_covariance(sigma, f"Reference statistics file {path}")
     meta = {k: str(data[k]) or None for k in META_KEYS if k in data}
-    num = int(data["num_images"]) if "num_images" in data else None
-    feats = np.asarray(data["feats"], np.float64) if "feats" in data else None
-    return Stats(mu, sigma, num, feats, meta)
+    num = data.get("num_images")
+    if num is not None and not (num.shape == () and np.issubdtype(num.dtype, np.integer) and num >= 2):
+        raise UserError(f"Reference statistics file {path}: num_images must be an integer >= 2, got {num!r}.")
+    feats = _real(data, "feats", path) if "feats" in data else None
+    if feats is not None and (feats.ndim != 2 or feats.shape[1] != mu.shape[0]):
+        raise UserError(f"Reference statistics file {path} has feats of shape {feats.shape}; expected (K, {mu.shape[0]}).")
+    return Stats(mu, sigma, None if num is None else int(num), feats, meta)
+
+
+def _real(data: dict, key: str, path: Path) -> np.ndarray:
+    """`data[key]` as float64, when it is an array of finite real numbers."""
+    array = data[key]
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise UserError(f"Reference statistics file {path}: {key} must hold real numbers, got dtype {array.dtype}.")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise UserError(f"Reference statistics file {path}: {key} holds non-finite values (NaN or inf).")
+    return array
+
+
+def check_covariance(sigma: np.ndarray, where: str) -> None:
+    """A covariance is symmetric and positive semi-definite (up to rounding: a Cholesky factor of sigma + εI
+    exists for ε a millionth of its mean variance)."""
+    scale = float(np.abs(sigma).max()) if sigma.size else 0.0
+    if np.abs(sigma - sigma.T).max(initial=0.0) > 1e-6 * scale:
+        raise UserError(f"{where}: sigma is not symmetric, so it is not a covariance matrix.")
+    eps = 1e-6 * max(float(np.trace(sigma)) / max(len(sigma), 1), np.finfo(np.float64).tiny)
+    if (np.diag(sigma) < 0).any() or not _has_cholesky(sigma + eps * np.eye(len(sigma))):
+        raise UserError(f"{where}: sigma is not positive semi-definite, so it is not a covariance matrix.")
+
+
+def _has_cholesky(matrix: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def check_compatible(ref: Stats, ref_path: str | Path, meta: dict, dim: int) -> None:

@@ -13,7 +13,7 @@ Each source is one function `(body: str) -> model` in `MODEL_SOURCES`, keyed by 
 or, for a spec naming a file, by its suffix (`.pkl`; the body is then the whole spec).
 """
 
-import math
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ import torch
 
 from edmctl.errors import UserError
 from edmctl.models.mixture import GaussianMixtureDenoiser
+from edmctl.recipe.schema import SIGMA_HI
 
 IDEAL_OPTIONS = ("std", "n")
 
@@ -33,24 +34,26 @@ def parse_options(query: str, spec: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or key not in IDEAL_OPTIONS or not value:
             raise UserError(f"model spec {spec!r}: option {item!r} is not one of {', '.join(k + '=VALUE' for k in IDEAL_OPTIONS)}.")
+        if key in options:
+            raise UserError(f"model spec {spec!r}: option {key} is given twice; give it once.")
         options[key] = value
     return options
 
 
 def parse_std(value, where: str) -> float:
-    """A component std: a finite number >= 0."""
+    """A component std: a number in [0, SIGMA_HI] (the recipe's largest noise level; std² must stay finite)."""
     try:
         std = float(value)
     except (TypeError, ValueError):
         raise UserError(f"{where}: std must be a number >= 0, got {value!r}.") from None
-    if not math.isfinite(std) or std < 0:
-        raise UserError(f"{where}: std must be a finite number >= 0, got {value!r}.")
+    if not 0 <= std <= SIGMA_HI:
+        raise UserError(f"{where}: std must be a number in [0, {SIGMA_HI:g}], got {value!r}.")
     return std
 
 
 def parse_count(value: str, where: str) -> int:
     """An image count: an integer >= 1."""
-    if not value.isdigit() or int(value) < 1:
+    if not re.fullmatch("[0-9]+", value) or int(value) < 1:
         raise UserError(f"{where}: n must be an integer >= 1, got {value!r}.")
     return int(value)
 
@@ -74,8 +77,8 @@ def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:
     if "images" not in arrays:
         raise UserError(f"model file {str(path)!r} has no `images` array; it needs `images` (N, C, H, W) in [-1, 1].")
     images = arrays["images"]
-    if images.ndim != 4 or images.shape[0] == 0 or not np.issubdtype(images.dtype, np.number):
-        raise UserError(f"model file {str(path)!r}: `images` must be a numeric (N, C, H, W) array with N >= 1, got shape {images.shape}.")
+    if images.ndim != 4 or images.size == 0 or not np.issubdtype(images.dtype, np.number):
+        raise UserError(f"model file {str(path)!r}: `images` must be a numeric (N, C, H, W) array with N, C, H, W >= 1, got shape {images.shape}.")
     images = images.astype(np.float64)
     if not np.isfinite(images).all() or images.min() < -1 or images.max() > 1:
         raise UserError(f"model file {str(path)!r}: `images` must lie in [-1, 1].")
@@ -99,7 +102,10 @@ def load_ideal(body: str) -> GaussianMixtureDenoiser:
     if "std" in options:
         std = parse_std(options["std"], f"model spec {spec!r}")
     if "n" in options:
-        images = images[: parse_count(options["n"], f"model spec {spec!r}")]
+        n = parse_count(options["n"], f"model spec {spec!r}")
+        if n > len(images):
+            raise UserError(f"model spec {spec!r}: n={n} but the data has {len(images)} images.")
+        images = images[:n]
     return GaussianMixtureDenoiser(torch.from_numpy(images), std=std)
 
 

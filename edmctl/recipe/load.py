@@ -16,8 +16,22 @@ def parse_value(text: str):
     """A `--set` value: any TOML value (`32`, `1e-3`, `inf`, `true`, `[1, 2]`, `"x"`), else the bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
+
+
+def set_keys(overrides: list[str]) -> set[str]:
+    """The dotted fields a list of `--set SECTION.FIELD=VALUE` names (spaces around the dots ignored)."""
+    return {".".join(part.strip() for part in item.partition("=")[0].split(".")) for item in overrides}
+
+
+def check_flag_conflicts(flags: dict[str, tuple[str, object]], overrides: list[str]) -> None:
+    """`flags` maps a recipe field to (flag, value given or None): a flag and a `--set` of its field at once
+    is refused, naming both, rather than one silently winning."""
+    given = set_keys(overrides)
+    for field, (flag, value) in flags.items():
+        if value is not None and field in given:
+            raise UserError(f"{flag} and --set {field}=... both set {field}; give only one of them.")
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict[tuple, str]:
@@ -31,6 +45,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict[tuple, str]:
         section = raw.setdefault(path[0], {})
         if not isinstance(section, dict):
             raise UserError(f"--set {item!r}: {path[0]} is not a section")
+        if path in origin:
+            raise UserError(f"{origin[path]} and --set {item} both set {'.'.join(path)}; give it once.")
         section[path[1]] = parse_value(value.strip())
         origin[path] = f"--set {item}"
     return origin
@@ -112,6 +128,8 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: TOML syntax error: {e}") from None
+    except RecursionError:
+        raise UserError(f"{path}: arrays or tables nested too deeply to read; a recipe is two levels deep.") from None
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

@@ -7,11 +7,12 @@ import hashlib
 import inspect
 import json
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edmctl.design.discretizations import DISCRETIZATIONS, default_sigma_range
+from edmctl.data.images import MAX_RESOLUTION
+from edmctl.design.discretizations import DISCRETIZATIONS, default_sigma_range, iddpm_u
 from edmctl.design.loss_weights import LOSS_WEIGHTS
 from edmctl.design.p_train import P_TRAIN
 from edmctl.design.precond import PRECONDS
@@ -33,8 +34,25 @@ def constants_of(fn) -> list[str]:
     return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
+# Every number in a recipe has a finite range, generous for research yet small enough that the float64 sampler and
+# float32 networks stay finite (issue 13: inf, 1e308 and 1e-320 gave NaN samples recorded as done). Floats are
+# finite unless a field says otherwise (`allow_inf_nan`, only S_tmax = inf: "churn at every level").
+# Noise levels: the paper's widest range is VE's [0.002, 100] and iDDPM's u_0 is 2e4; σ² stays far inside float32,
+# and σ^(1/ρ), σ^ρ inside float64 for ρ in [RHO_LO, RHO_HI].
+SIGMA_LO, SIGMA_HI = 1e-5, 1e5
+RHO_LO, RHO_HI = 0.1, 1000.0  # ρ = 7 in the paper, Fig. 13 sweeps 1..∞-like; 1000 is already the geometric limit
+STEPS_MAX = 10_000  # N: the paper's largest ablation uses NFE 1023 (512 steps); DDPM samples with 1000
+LN_SIGMA_MAX = 12.0  # |P_mean|: ln σ of training noise within ln of SIGMA_LO..SIGMA_HI (±11.5)
+KIMG_MAX = 1e9  # durations in thousands of images: the paper's longest run is 2.5e6 kimg (ImageNet)
+BATCH_MAX = 1 << 20  # images per step: the paper's largest batch is 4096
+SEED_LIMIT = 1 << 48  # training.seed << 16 (+ rank) seeds torch generators, which take 64-bit seeds
+WIDTH_MAX = 4096  # channels: ADM's widest layer is 4 x 192 = 768
+MULTIPLIER_MAX = 1e9  # augmentation multipliers: p·multiplier is clipped to 1; the paper's xflip is 1e8
+FID_IMAGES_MAX = 10_000_000  # images per FID measurement: the paper uses 50,000 x 3
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
 
 # The solver-specific [sampler] fields: unset (None) unless the solver takes them (its keyword-only parameters),
@@ -52,23 +70,23 @@ class Sampler(Section):
     disc: one_of(DISCRETIZATIONS) = "edm"
     schedule: one_of(SCHEDULES) = "linear"
     scaling: one_of(SCALINGS) = "none"
-    steps: int = Field(18, ge=1)
-    rho: float = Field(7.0, gt=0)
-    sigma_min: float | None = Field(None, gt=0, description="unset: the discretization's default")
-    sigma_max: float | None = Field(None, gt=0, description="unset: the discretization's default")
-    sigmas: list[float] | None = Field(None, min_length=1, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
-    s_churn: float = Field(0.0, ge=0)
-    s_tmin: float = Field(0.0, ge=0)
-    s_tmax: float = Field(math.inf, ge=0)
-    s_noise: float = Field(1.0, ge=0)
+    steps: int = Field(18, ge=1, le=STEPS_MAX)
+    rho: float = Field(7.0, ge=RHO_LO, le=RHO_HI)
+    sigma_min: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
+    sigma_max: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="unset: the discretization's default")
+    sigmas: list[float] | None = Field(None, min_length=1, max_length=STEPS_MAX, description="disc 'table' only: σ_0 > … > σ_{N−1} > 0")
+    s_churn: float = Field(0.0, ge=0, le=1000, description="the paper's largest is 80; γ_i is capped at √2 − 1 anyway")
+    s_tmin: float = Field(0.0, ge=0, le=SIGMA_HI)
+    s_tmax: float = Field(math.inf, ge=0, allow_inf_nan=True, description="inf (the default): no upper limit")
+    s_noise: float = Field(1.0, ge=0, le=10, description="the paper uses 1.000 to 1.007")
     order: int | None = Field(None, ge=1, description="unipc (<= 3), ipndm (<= 4): multistep order; unset: the highest")
     unipc_variant: Literal["bh1", "bh2"] | None = Field(None, description="unipc: B(h) = h (bh1) or e^h - 1 (bh2)")
-    eta: float | None = Field(None, ge=0, description="ancestral and SDE solvers: noise η (k-diffusion); unset: 1")
-    restart_k: int | None = Field(None, ge=1, description="restart: K, restarts of the interval")
-    restart_steps: int | None = Field(None, ge=2, description="restart: N_restart, Heun levels from t_max to t_min")
-    restart_tmin: float | None = Field(None, gt=0, description="restart: t_min (the nearest main step is used)")
-    restart_tmax: float | None = Field(None, gt=0, description="restart: t_max, the noise level jumped to")
-    restart_gamma: float | None = Field(None, ge=0, description="restart: churn γ of the restart steps")
+    eta: float | None = Field(None, ge=0, le=10, description="ancestral and SDE solvers: noise η (k-diffusion); unset: 1")
+    restart_k: int | None = Field(None, ge=1, le=1000, description="restart: K, restarts of the interval")
+    restart_steps: int | None = Field(None, ge=2, le=STEPS_MAX, description="restart: N_restart, Heun levels from t_max to t_min")
+    restart_tmin: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="restart: t_min (the nearest main step is used)")
+    restart_tmax: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI, description="restart: t_max, the noise level jumped to")
+    restart_gamma: float | None = Field(None, ge=0, le=10, description="restart: churn γ of the restart steps")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -78,6 +96,8 @@ class Sampler(Section):
         hi = hi if self.sigma_max is None else self.sigma_max
         if lo >= hi and self.disc != "table":
             raise ValueError(f"sampler.sigma_min ({lo:g}) must be below sampler.sigma_max ({hi:g})")
+        if self.disc == "iddpm":
+            _check_iddpm_levels(lo, hi)
         if self.s_tmin > self.s_tmax:
             raise ValueError(f"sampler.s_tmin ({self.s_tmin:g}) must not exceed sampler.s_tmax ({self.s_tmax:g})")
         if self.solver in SIGMA_ONLY_SOLVERS and (self.schedule, self.scaling) != ("linear", "none"):
@@ -100,8 +120,9 @@ class Sampler(Section):
         if self.sigmas is None:
             return
         values = self.sigmas
-        if not all(math.isfinite(v) and v > 0 for v in values) or any(a <= b for a, b in zip(values, values[1:])):
-            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing (got {values})")
+        if not all(SIGMA_LO <= v <= SIGMA_HI for v in values) or any(a <= b for a, b in zip(values, values[1:])):
+            raise ValueError(f"sampler.sigmas must be finite, > 0 and strictly decreasing, within [{SIGMA_LO:g}, "
+                             f"{SIGMA_HI:g}] (got {values})")
         if len(values) != self.steps:
             raise ValueError(f"sampler.steps ({self.steps}) must equal the number of sampler.sigmas ({len(values)})")
         if self.sigma_min is not None or self.sigma_max is not None:
@@ -124,6 +145,14 @@ class Sampler(Section):
             raise ValueError(f"sampler.restart_tmin ({self.restart_tmin:g}) must be below sampler.restart_tmax ({self.restart_tmax:g})")
 
 
+def _check_iddpm_levels(lo: float, hi: float) -> None:
+    """The iDDPM discretization picks its levels among the u_j inside [σ_min, σ_max]: there must be one."""
+    u = iddpm_u()
+    if not ((u >= lo) & (u <= hi)).any():
+        raise ValueError(f"sampler.sigma_min..sigma_max ({lo:g}..{hi:g}) holds no level of the iddpm discretization "
+                         f"(its levels u_j run from {u[u > 0].min().item():.4g} to {u.max().item():.4g}); widen the range")
+
+
 PRECOND_DEFAULTS = {
     "vp": dict(beta_d=19.9, beta_min=0.1, epsilon_t=1e-5, M=1000),
     "ve": dict(sigma_min=0.02, sigma_max=100.0),
@@ -137,15 +166,15 @@ class Precond(Section):
     values; constants of other kinds may be set too, for a p_train or λ(σ) that needs them."""
 
     kind: one_of(PRECONDS) = "edm"
-    sigma_data: float = Field(0.5, gt=0, description="std of the data; used by the EDM precond and λ(σ)")
-    beta_d: float | None = Field(None, gt=0)
-    beta_min: float | None = Field(None, ge=0)
-    epsilon_t: float | None = Field(None, gt=0, lt=1)
-    M: int | None = Field(None, ge=2)
-    sigma_min: float | None = Field(None, gt=0)
-    sigma_max: float | None = Field(None, gt=0)
-    C_1: float | None = Field(None, gt=0)
-    C_2: float | None = Field(None, ge=0)
+    sigma_data: float = Field(0.5, ge=1e-4, le=1e4, description="std of the data; used by the EDM precond and λ(σ)")
+    beta_d: float | None = Field(None, gt=0, le=100, description="VP: 19.9; σ(1) = sqrt(exp(β_d/2 + β_min) − 1)")
+    beta_min: float | None = Field(None, ge=0, le=10)
+    epsilon_t: float | None = Field(None, ge=1e-10, lt=1)
+    M: int | None = Field(None, ge=2, le=100_000, description="VP and iDDPM: 1000")
+    sigma_min: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI)
+    sigma_max: float | None = Field(None, ge=SIGMA_LO, le=SIGMA_HI)
+    C_1: float | None = Field(None, ge=1e-6, le=1, description="iDDPM: 0.001")
+    C_2: float | None = Field(None, ge=0, le=1, description="iDDPM: 0.008")
     precision: Literal["float64", "float32"] = Field(
         "float64", description="VP σ⁻¹ and σ range, iDDPM u_j table: float64, or float32 as NVlabs/edm (imported networks)")
 
@@ -163,32 +192,35 @@ class Training(Section):
     """The training objective (Table 1: p_train, λ(σ)) and the loop's hyperparameters (EDM Table 7)."""
 
     p_train: one_of(P_TRAIN) = "edm"
-    p_mean: float = -1.2
-    p_std: float = Field(1.2, gt=0)
+    p_mean: float = Field(-1.2, ge=-LN_SIGMA_MAX, le=LN_SIGMA_MAX)
+    p_std: float = Field(1.2, gt=0, le=5, description="ln σ ~ N(P_mean, P_std²); 5 already spans e^±15")
     loss_weight: one_of(LOSS_WEIGHTS) = "edm"
-    p2_k: float = Field(1.0, ge=0)
-    p2_gamma: float = Field(1.0, ge=0)
-    snr_gamma: float = Field(5.0, gt=0)
-    lr: float = Field(10e-4, gt=0)
+    p2_k: float = Field(1.0, ge=0, le=100)
+    p2_gamma: float = Field(1.0, ge=0, le=100)
+    snr_gamma: float = Field(5.0, gt=0, le=1000)
+    lr: float = Field(10e-4, gt=0, le=1, description="Adam diverges far below 1; the paper uses 1e-4..2e-4 (and 1e-3)")
     betas: list[float] = Field([0.9, 0.999], min_length=2, max_length=2)
-    eps: float = Field(1e-8, gt=0)
-    lr_rampup_kimg: float = Field(10000.0, ge=0)
-    batch: int = Field(512, ge=1)
-    batch_gpu: int | None = Field(None, ge=1, description="per-device batch; smaller than batch/devices accumulates gradients")
-    duration_kimg: float = Field(200000.0, gt=0)
-    ema_halflife_kimg: float = Field(500.0, ge=0)
-    ema_rampup_ratio: float = Field(0.05, ge=0, description="EMA half-life <= cur_nimg x ratio early on; 0: no ramp-up")
+    eps: float = Field(1e-8, gt=0, le=1)
+    lr_rampup_kimg: float = Field(10000.0, ge=0, le=KIMG_MAX)
+    batch: int = Field(512, ge=1, le=BATCH_MAX)
+    batch_gpu: int | None = Field(None, ge=1, le=BATCH_MAX, description="per-device batch; smaller than batch/devices accumulates gradients")
+    duration_kimg: float = Field(200000.0, gt=0, le=KIMG_MAX, description="at least one batch")
+    ema_halflife_kimg: float = Field(500.0, ge=0, le=KIMG_MAX)
+    ema_rampup_ratio: float = Field(0.05, ge=0, le=1000, description="EMA half-life <= cur_nimg x ratio early on; 0: no ramp-up")
     dropout: float = Field(0.13, ge=0, lt=1)
     label_dropout: float = Field(0.0, ge=0, le=1)
-    seed: int = Field(0, ge=0)
-    tick_kimg: float = Field(50.0, gt=0)
-    snapshot_kimg: float = Field(2500.0, gt=0)
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
+    tick_kimg: float = Field(50.0, gt=0, le=KIMG_MAX)
+    snapshot_kimg: float = Field(2500.0, gt=0, le=KIMG_MAX)
     compile: bool = False
 
     @model_validator(mode="after")
     def _consistent(self):
         if any(not 0 <= b < 1 for b in self.betas):
             raise ValueError(f"training.betas must lie in [0, 1) (got {self.betas})")
+        if self.duration_kimg * 1000 < self.batch:
+            raise ValueError(f"training.duration_kimg ({self.duration_kimg:g}) is less than one batch of "
+                             f"training.batch = {self.batch} images ({self.batch / 1000:g} kimg)")
         if self.batch_gpu is not None and self.batch % self.batch_gpu:
             raise ValueError(f"training.batch ({self.batch}) must be a multiple of training.batch_gpu ({self.batch_gpu})")
         return self
@@ -199,31 +231,31 @@ class Augment(Section):
     a multiplier of 0 switches it off."""
 
     p: float = Field(0.0, ge=0, le=1)
-    xflip: float = Field(1e8, ge=0)
-    yflip: float = Field(1.0, ge=0)
-    scale: float = Field(1.0, ge=0)
-    rotate: float = Field(1.0, ge=0)
-    aniso: float = Field(1.0, ge=0)
-    translate: float = Field(1.0, ge=0)
-    scale_std: float = Field(0.2, ge=0, description="log2 std of isotropic scale: A_scale = 2^0.2")
-    aniso_std: float = Field(0.2, ge=0, description="log2 std of anisotropic scale: A_aniso = 2^0.2")
-    translate_std: float = Field(0.125, ge=0, description="std of translation in image sizes: A_trans = 1/8")
+    xflip: float = Field(1e8, ge=0, le=MULTIPLIER_MAX)
+    yflip: float = Field(1.0, ge=0, le=MULTIPLIER_MAX)
+    scale: float = Field(1.0, ge=0, le=MULTIPLIER_MAX)
+    rotate: float = Field(1.0, ge=0, le=MULTIPLIER_MAX)
+    aniso: float = Field(1.0, ge=0, le=MULTIPLIER_MAX)
+    translate: float = Field(1.0, ge=0, le=MULTIPLIER_MAX)
+    scale_std: float = Field(0.2, ge=0, le=10, description="log2 std of isotropic scale: A_scale = 2^0.2")
+    aniso_std: float = Field(0.2, ge=0, le=10, description="log2 std of anisotropic scale: A_aniso = 2^0.2")
+    translate_std: float = Field(0.125, ge=0, le=10, description="std of translation in image sizes: A_trans = 1/8")
 
 
 class Network(Section):
     """The network F (Table 1, "Architecture of F"): unset size fields take the architecture's defaults."""
 
     arch: one_of(NETWORKS) = "ddpmpp"
-    model_channels: int | None = Field(None, ge=1)
-    channel_mult: list[int] | None = Field(None, min_length=1)
-    channel_mult_emb: int | None = Field(None, ge=1)
-    channel_mult_noise: int | None = Field(None, ge=1)
-    num_blocks: int | None = Field(None, ge=1)
+    model_channels: int | None = Field(None, ge=1, le=WIDTH_MAX)
+    channel_mult: list[Annotated[int, Field(ge=1, le=64)]] | None = Field(None, min_length=1, max_length=16)
+    channel_mult_emb: int | None = Field(None, ge=1, le=64)
+    channel_mult_noise: int | None = Field(None, ge=1, le=64)
+    num_blocks: int | None = Field(None, ge=1, le=64)
     attn_resolutions: list[int] | None = None
     embedding_type: str | None = None
     encoder_type: str | None = None
     decoder_type: str | None = None
-    resample_filter: list[int] | None = Field(None, min_length=1)
+    resample_filter: list[Annotated[int, Field(ge=0, le=1000)]] | None = Field(None, min_length=1, max_length=16)
 
     @model_validator(mode="after")
     def _fill_arch_defaults(self):
@@ -237,8 +269,8 @@ class Data(Section):
     """The training data: `digits` (bundled), an EDM dataset zip or folder, an image folder, or an npz."""
 
     source: str = "digits"
-    resolution: int | None = Field(None, ge=1, description="unset: as the data says")
-    channels: int | None = Field(None, ge=1, description="unset: as the data says")
+    resolution: int | None = Field(None, ge=1, le=MAX_RESOLUTION, description="unset: as the data says")
+    channels: int | None = Field(None, ge=1, le=4, description="unset: as the data says")
     conditional: bool = False
     max_images: int | None = Field(None, ge=1)
 
@@ -248,10 +280,10 @@ class Eval(Section):
 
     detector: str = "inception"
     protocol: Literal["edm", "clean"] = "edm"
-    num: int = Field(50000, ge=2)
-    repeats: int = Field(3, ge=1)
+    num: int = Field(50000, ge=2, le=FID_IMAGES_MAX)
+    repeats: int = Field(3, ge=1, le=100)
     ref: str | None = None
-    batch: int = Field(64, ge=1)
+    batch: int = Field(64, ge=1, le=BATCH_MAX)
 
 
 class Recipe(Section):

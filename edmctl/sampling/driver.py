@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from edmctl.design.sampler import run_sampler
-from edmctl.errors import UserError
+from edmctl.errors import CheckFailed, UserError
 from edmctl.sampling.noise import SeedNoise
 
 
@@ -46,7 +46,19 @@ def sample_batch(model, sampler, seeds: list[int], class_label: int | None = Non
     noise = SeedNoise(seeds, image_shape(model), device)
     latents = noise.latents()
     class_labels = noise.class_labels(getattr(model, "label_dim", 0), class_label)
-    return run_sampler(model, sampler, latents, class_labels, noise)
+    x, nfe = run_sampler(model, sampler, latents, class_labels, noise)
+    check_finite_samples(x, seeds, sampler)
+    return x, nfe
+
+
+def check_finite_samples(x: torch.Tensor, seeds: list[int], sampler) -> None:
+    """A sample that turned NaN or inf fails the run (CheckFailed), naming the seed and the sampler settings."""
+    finite = x.flatten(1).isfinite().all(dim=1)
+    if not finite.all():
+        seed = seeds[int((~finite).nonzero()[0])]
+        raise CheckFailed(f"the sample of seed {seed} turned non-finite (NaN or inf): the model diverged under solver "
+                          f"{sampler.solver}, {sampler.steps} steps, sigma_min={sampler.sigma_min}, "
+                          f"sigma_max={sampler.sigma_max}, s_churn={sampler.s_churn:g}.")
 
 
 def sample(

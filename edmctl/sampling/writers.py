@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from edmctl import paths
+from edmctl.data.images import image_extensions
 from edmctl.errors import UserError
 from edmctl.paths import staging_dir
 
@@ -33,15 +35,20 @@ def png_name(seed: int) -> str:
     return f"{seed:06d}.png"
 
 
-def check_writable(out_dir: Path, img_channels: int) -> None:
-    """Before any work: the folder can take the outputs (no earlier samples in it, a PNG-able channel count)."""
+def check_writable(out_dir: Path, img_channels: int, force: bool = False) -> None:
+    """Before any work: the folder can take the outputs — it can be created, and holds no earlier images or
+    samples.npz (they would be overwritten) unless `force` — and the channel count is PNG-able."""
     out_dir = Path(out_dir)
     if img_channels not in PNG_MODES:
         raise UserError(f"the model makes {img_channels}-channel images; PNG output needs 1 (grey) or 3 (RGB) channels.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {str(out_dir)!r} is a file; give a folder.")
-    if (out_dir / SAMPLES_NPZ).exists():
-        raise UserError(f"--out {str(out_dir)!r} already holds {SAMPLES_NPZ}; choose a new folder.")
+    paths.check_output(out_dir, "--out", folder=True)
+    if out_dir.is_dir() and not force:
+        images = image_extensions()
+        held = sorted(p.name for p in out_dir.iterdir() if p.name == SAMPLES_NPZ or p.suffix.lower() in images)
+        if held:
+            what = SAMPLES_NPZ if SAMPLES_NPZ in held else f"{len(held)} image(s) ({', '.join(held[:3])})"
+            raise UserError(f"--out {str(out_dir)!r} already holds {what}; choose an empty or new folder, or pass "
+                            f"--force to write over files of the same names.")
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
@@ -75,7 +82,7 @@ def write_files(folder: Path, samples: np.ndarray, seeds: list[int]) -> list[str
     return [SAMPLES_NPZ, *map(png_name, seeds), GRID_PNG]
 
 
-def write_samples(out_dir: Path, samples, seeds: list[int]) -> list[Path]:
+def write_samples(out_dir: Path, samples, seeds: list[int], force: bool = False) -> list[Path]:
     """Write `samples.npz` (`samples` float64 unclipped (N, C, H, W) in seed order, `seeds`), the PNGs and the grid.
 
     Everything is staged in a temporary sibling folder, then renamed into place (the whole folder when `out_dir`
@@ -83,7 +90,7 @@ def write_samples(out_dir: Path, samples, seeds: list[int]) -> list[Path]:
     """
     out_dir = Path(out_dir)
     samples = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
-    check_writable(out_dir, samples.shape[1])
+    check_writable(out_dir, samples.shape[1], force)
     with staging_dir(out_dir) as staging:
         names = write_files(staging, samples, seeds)
         if out_dir.exists():

@@ -124,6 +124,8 @@ def read_sweep(path: str | Path) -> SweepSpec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: TOML syntax error: {e}") from None
+    except RecursionError:
+        raise UserError(f"{path}: arrays or tables nested too deeply to read.") from None
     unknown = [key for key in raw if key not in SETTINGS]
     if unknown:
         raise UserError(f"{path}: unknown setting {unknown[0]!r}; allowed: {', '.join(SETTINGS)}.")

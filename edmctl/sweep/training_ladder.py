@@ -24,6 +24,7 @@ is one `train+fid` trial (`edmctl.sweep.trials`), a child of the `ablate` run.
 """
 
 import copy
+import math
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -145,9 +146,11 @@ def carried(delta: dict[str, Any], scale: float) -> tuple[dict[str, Any], list[s
 def load_base(base_recipe_path: str | Path, budget_kimg: float | None, overrides: list[str] | None):
     """The base recipe with `overrides` and the budget (`training.duration_kimg`) applied."""
     from edmctl.recipe import load_recipe
+    from edmctl.recipe.load import check_flag_conflicts
 
-    if budget_kimg is not None and not budget_kimg > 0:
-        raise UserError(f"--budget-kimg must be > 0, got {budget_kimg}.")
+    if budget_kimg is not None and not 0 < budget_kimg < math.inf:
+        raise UserError(f"--budget-kimg must be a finite number > 0, got {budget_kimg}.")
+    check_flag_conflicts({"training.duration_kimg": ("--budget-kimg", budget_kimg)}, list(overrides or []))
     budget = [f"training.duration_kimg={budget_kimg}"] if budget_kimg is not None else []
     return load_recipe(base_recipe_path, [*(overrides or []), *budget])
 

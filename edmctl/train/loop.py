@@ -6,6 +6,7 @@ default generator for dropout and label dropout, one `torch.Generator` for σ, n
 the image order from `IndexStream`; a snapshot stores all of them, so a resumed run continues bit for bit.
 """
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Callable
 import torch
 
 from edmctl.data import to_model_range
-from edmctl.errors import UserError
+from edmctl.errors import CheckFailed, UserError
 from edmctl.networks import count_parameters
 from edmctl.train.data import IndexStream
 from edmctl.train.distributed import Dist, all_gather_bytes, all_sum, no_sync
@@ -198,10 +199,20 @@ def run_training(trainer: Trainer, on_tick: Callable[[Tick], None], on_snapshot:
             metrics["images_per_s"] = (trainer.nimg - tick_start) / max(now - tick_time, 1e-9)
             metrics["kimg"] = trainer.nimg / 1000
             loss = metrics["loss"]
+            check_finite_loss(loss, trainer)
             on_tick(Tick(trainer.nimg, metrics))
             tick_start, tick_time = trainer.nimg, now
         if crossed(before, trainer.nimg, snapshot_nimg) or trainer.done:
             on_snapshot(trainer.state())
+
+
+def check_finite_loss(loss: float, trainer: Trainer) -> None:
+    """Training that diverged (a NaN or inf mean loss over a tick) fails the run before it writes a snapshot."""
+    if not math.isfinite(loss):
+        training = trainer.recipe.training
+        raise CheckFailed(f"training diverged: the mean loss turned {loss} by {trainer.nimg / 1000:g} kimg "
+                          f"(training.lr = {training.lr:g}, p_mean = {training.p_mean:g}, p_std = {training.p_std:g}); "
+                          f"lower training.lr or check the data and the preconditioning.")
 
 
 def time_per_kimg(trainer: Trainer, steps: int = 3) -> float:

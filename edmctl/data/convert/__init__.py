@@ -10,8 +10,10 @@ from edmctl.data.convert.items import ConvertSource, array_items
 from edmctl.data.convert.mnist import is_mnist_folder, read_mnist
 from edmctl.data.convert.writer import write_edm_zip
 from edmctl.data.digits import DIGITS
+from edmctl.data.images import MAX_RESOLUTION
 from edmctl.data.files import FolderStorage, ZipStorage
 from edmctl.errors import UserError
+from edmctl.paths import check_output
 
 
 def _read_dataset(source: str) -> ConvertSource:
@@ -64,6 +66,9 @@ def convert_dataset(source: str, dest: str | Path, *, resolution: int | None = N
     for name, value in (("resolution", resolution), ("max_images", max_images)):
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+    if resolution is not None and resolution > MAX_RESOLUTION:
+        raise UserError(f"--resolution {resolution} is more than {MAX_RESOLUTION} pixels a side; pick a smaller one.")
+    check_output(dest, "destination")
     src = open_convert_source(source)
     total = src.count if max_images is None else min(src.count, max_images)
     advance = progress(total) if progress is not None else (lambda n: None)

@@ -19,7 +19,7 @@ def _mode(storage: Storage, name: str) -> str:
     try:
         with storage.open(name) as f, PIL.Image.open(f) as image:
             return image.mode
-    except (OSError, ValueError, SyntaxError) as e:
+    except img.UNREADABLE as e:
         raise UserError(f"{storage.where(name)} is not a readable image ({e}).") from None
 
 
@@ -29,7 +29,10 @@ def _items(storage: Storage, names: list[str], labels: list[int] | None, channel
         with storage.open(name) as f:
             data = f.read()
         with img.open_image(data, where) as image:
-            array = np.asarray(img.to_mode(image, channels), dtype=np.uint8)
+            try:
+                array = np.asarray(img.to_mode(image, channels), dtype=np.uint8)
+            except img.UNREADABLE as e:
+                raise UserError(f"{where} could not be decoded ({e}).") from None
         yield where, array[:, :, None] if array.ndim == 2 else array, None if labels is None else labels[i]
 
 

@@ -1,0 +1,430 @@
+"""Hostile and mistaken input to every command (issue 13): each case ends in exit 2 with one line that names the
+problem, no traceback, and nothing written — before any work starts.
+
+Each case runs the CLI in-process (`edmctl.cli.main.main`) in a fresh folder that is also EDMCTL_HOME's parent;
+`{tmp}` in an argument is that folder. Cases that need a recorded run copy a registry made once per module.
+"""
+
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edmctl.cli.main import main
+
+LONG = "x" * 300  # one path component longer than NAME_MAX (255): ENAMETOOLONG
+
+
+def write(name: str, text: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text(text)
+
+
+def npz(name: str, **arrays) -> Callable[[Path], None]:
+    return lambda tmp: np.savez(tmp / name, **arrays)
+
+
+def png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A PNG whose header claims 900 megapixels (PIL's decompression-bomb limit is 179M) in a few bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b"")
+
+
+def image_folder(name: str, bad: bytes | None = None, count: int = 3, labels: str | None = None) -> Callable[[Path], None]:
+    """`count` 8x8 grey PNGs in `name`/, plus `bad.png` holding `bad` and a dataset.json holding `labels`."""
+    def setup(tmp: Path) -> None:
+        folder = tmp / name
+        folder.mkdir()
+        for i in range(count):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8), "L").save(folder / f"img{i}.png")
+        if bad is not None:
+            (folder / "bad.png").write_bytes(bad)
+        if labels is not None:
+            (folder / "dataset.json").write_text(labels)
+    return setup
+
+
+def truncated_png() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8), "L").save(buf, "PNG")
+    return buf.getvalue()[:60]
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda tmp: [s(tmp) for s in setups]
+
+
+def corrupt(relative: str, data: bytes = b"not an npz at all") -> Callable[[Path], None]:
+    return lambda tmp: (tmp / "home" / relative).write_bytes(data)
+
+
+def stats(name: str, mu, sigma, **extra) -> Callable[[Path], None]:
+    return npz(name, mu=np.asarray(mu), sigma=np.asarray(sigma), **extra)
+
+
+GOOD_REF = stats("ref.npz", np.zeros(64), np.eye(64))
+DIGIT_IMAGES = image_folder("imgs", count=3)
+
+
+@dataclass
+class Case:
+    command: str
+    argv: list[str]
+    says: str  # a fragment the one-line message must contain
+    setup: Callable[[Path], None] = field(default=lambda tmp: None)
+    home: str | None = None  # "sampled" or "trained": start from that module-wide registry
+
+    def id(self) -> str:
+        return f"{self.command}:{' '.join(self.argv)}"[:90]
+
+
+def recipe_set(*sets: str) -> list[str]:
+    return ["recipe", "show", *(a for s in sets for a in ("--set", s))]
+
+
+NON_FINITE = [  # (override, fragment of the message)
+    ("sampler.sigma_max=inf", "sampler.sigma_max"), ("sampler.sigma_max=1e308", "sampler.sigma_max"),
+    ("sampler.sigma_min=1e-320", "sampler.sigma_min"), ("sampler.rho=inf", "sampler.rho"),
+    ("sampler.rho=1e-300", "sampler.rho"), ("sampler.rho=nan", "sampler.rho"), ("training.lr=inf", "training.lr"),
+    ("training.p_mean=nan", "training.p_mean"), ("training.p_mean=-inf", "training.p_mean"),
+    ("training.p_std=inf", "training.p_std"), ("training.seed=281474976710656", "training.seed"),
+    ("sampler.steps=1000000000", "sampler.steps"), ("sampler.s_churn=inf", "sampler.s_churn"),
+    ("sampler.s_noise=nan", "sampler.s_noise"), ("sampler.s_tmin=inf", "sampler.s_tmin"),
+    ("precond.sigma_data=inf", "precond.sigma_data"), ("precond.sigma_data=1e-320", "precond.sigma_data"),
+    ("precond.beta_d=inf", "precond.beta_d"), ("precond.M=1000000000000", "precond.M"),
+    ("training.eps=inf", "training.eps"), ("training.lr_rampup_kimg=inf", "training.lr_rampup_kimg"),
+    ("training.duration_kimg=inf", "training.duration_kimg"), ("training.ema_halflife_kimg=nan", "training.ema_halflife_kimg"),
+    ("training.tick_kimg=nan", "training.tick_kimg"), ("training.snapshot_kimg=inf", "training.snapshot_kimg"),
+    ("training.p2_gamma=inf", "training.p2_gamma"), ("training.snr_gamma=inf", "training.snr_gamma"),
+    ("training.batch=1000000000000", "training.batch"), ("augment.xflip=inf", "augment.xflip"),
+    ("augment.scale_std=nan", "augment.scale_std"), ("network.model_channels=1000000000", "network.model_channels"),
+    ("eval.num=1000000000000", "eval.num"), ("precond.C_1=inf", "precond.C_1"),
+    ("training.duration_kimg=0.001", "one batch"),
+]
+
+CASES = [
+    # -- recipe show / validate --------------------------------------------------------------------------
+    *(Case("recipe", recipe_set(s), says) for s, says in NON_FINITE),
+    Case("recipe", ["recipe", "validate", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    Case("recipe", ["recipe", "show", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "{b = " * 3000 + "1" + "}" * 3000)),
+    Case("recipe", ["recipe", "show", f"{{tmp}}/{LONG}.toml"], "too long"),
+    Case("recipe", ["recipe", "validate", f"{{tmp}}/{LONG}.toml"], "too long"),
+    Case("recipe", ["recipe", "show", "{tmp}/[file, class].toml"], "[file, class]"),
+    Case("recipe", ["recipe", "show", "--set", "sampler.[/x]=1"], "[/x]"),
+    Case("recipe", ["recipe", "show", "--set", "sampler.solver='[/x]'"], "[/x]"),
+    Case("recipe", ["recipe", "show", "{tmp}/dir"], "directory", lambda tmp: (tmp / "dir").mkdir()),
+    Case("recipe", ["recipe", "validate", "{tmp}/nan.toml"], "sampler.rho", write("nan.toml", "[sampler]\nrho = nan\n")),
+    Case("recipe", ["recipe", "show", "{tmp}/inf.toml"], "training.lr", write("inf.toml", "[training]\nlr = inf\n")),
+    # -- sample --------------------------------------------------------------------------------------------
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "²"], "seed"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "1-²"], "seed"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "١٢"], "seed"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "1" + "0" * 30], "2**32"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "4294967296"], "2**32"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "0-1000000000000"], "seeds"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "0-4294967295"], "seeds"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", "[/x]"], "[/x]"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--steps", "1000000000"], "sampler.steps"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--sigma-max", "inf"], "sampler.sigma_max"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--sigma-max", "1e308"], "sampler.sigma_max"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--rho", "nan"], "sampler.rho"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--s-noise", "inf"], "sampler.s_noise"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--disc", "iddpm", "--sigma-min", "1000", "--sigma-max", "10000"], "no level"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--steps", "32", "--set", "sampler.steps=16"], "--steps"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--solver", "euler", "--set", "sampler.solver='heun'"], "--solver"),
+    Case("sample", ["sample", "--model", "ideal:digits?n=²"], "n must be"),
+    Case("sample", ["sample", "--model", "ideal:digits?n=1000000000000000000000"], "1797 images"),
+    Case("sample", ["sample", "--model", "ideal:digits?std=[/x]"], "[/x]"),
+    Case("sample", ["sample", "--model", "ideal:digits?std=1e308"], "std"),
+    Case("sample", ["sample", "--model", "ideal:digits?std=0.1&std=0.2"], "given twice"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--set", "sampler.steps=2", "--set", "sampler.steps=3"], "give it once"),
+    Case("sample", ["sample", "--model", "ideal:digits?std=nan"], "std"),
+    Case("sample", ["sample", "--model", "ideal:{tmp}/nan.npz"], "[-1, 1]", npz("nan.npz", images=np.full((2, 1, 4, 4), np.nan))),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", ""], "seed"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--seeds", " , "], "seed"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--set", "training.lr=1e400"], "training.lr"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--set", "sampler.steps=" + "[" * 3000], "sampler.steps"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--s-tmin", "5", "--s-tmax", "1"], "s_tmin"),
+    Case("sample", ["sample", "--model", "ideal:{tmp}/empty.npz"], "empty.npz", npz("empty.npz", images=np.zeros((3, 1, 0, 0)))),
+    Case("sample", ["sample", "--model", "ideal:{tmp}/zero-c.npz"], "zero-c.npz", npz("zero-c.npz", images=np.zeros((3, 0, 4, 4)))),
+    Case("sample", ["sample", "--model", "ideal:{tmp}/str.npz"], "str.npz", npz("str.npz", images=np.array(["a", "b"]))),
+    Case("sample", ["sample", "--model", f"ideal:{{tmp}}/{LONG}.npz"], "too long"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--out", f"{{tmp}}/{LONG}"], "too long"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--out", "{tmp}/file/sub"], "file", write("file", "x")),
+    Case("sample", ["sample", "--model", "ideal:digits", "--out", "{tmp}/imgs"], "--force", DIGIT_IMAGES),
+    Case("sample", ["sample", "--model", "ideal:digits", "--recipe", f"{{tmp}}/{LONG}.toml"], "too long"),
+    Case("sample", ["sample", "--model", "ideal:digits", "--recipe", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    Case("sample", ["sample", "--model", "ideal:digits", "--class", "3"], "unconditional"),
+    Case("sample", ["sample", "--model", "run:1", "--seeds", "0-1"], "snapshot", corrupt("run1/snapshot-000000128.pt", b"\x80\x04garbage"), "trained"),
+    # -- fid ref / measure --------------------------------------------------------------------------------
+    Case("fid", ["fid", "ref", "digits", "--detector", "pixels", "--out", "{tmp}/dir"], "folder", lambda tmp: (tmp / "dir").mkdir()),
+    Case("fid", ["fid", "ref", "digits", "--detector", "pixels", "--out", "{tmp}/file/ref.npz"], "file", write("file", "x")),
+    Case("fid", ["fid", "ref", "digits", "--detector", "pixels", "--out", f"{{tmp}}/{LONG}.npz"], "too long"),
+    Case("fid", ["fid", "ref", "digits", "--detector", "pixels", "--out", "{tmp}/r.npz", "--device", "bogus"], "--device"),
+    Case("fid", ["fid", "ref", "digits", "--detector", "pixels", "--out", "{tmp}/r.npz", "--device", "cuda:7"], "--device"),
+    Case("fid", ["fid", "ref", "{tmp}/imgs", "--detector", "pixels", "--out", "{tmp}/r.npz"], "bad.png", image_folder("imgs", bomb_png())),
+    Case("fid", ["fid", "ref", "{tmp}/imgs", "--detector", "pixels", "--out", "{tmp}/r.npz"], "bad.png", image_folder("imgs", truncated_png())),
+    Case("fid", ["fid", "ref", f"{{tmp}}/{LONG}", "--detector", "pixels", "--out", "{tmp}/r.npz"], "too long"),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "bad.png", both(image_folder("imgs", bomb_png()), GOOD_REF)),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "bad.png", both(image_folder("imgs", truncated_png()), GOOD_REF)),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels", "--device", "bogus"], "--device", both(DIGIT_IMAGES, GOOD_REF)),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "non-finite",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros(64), np.full((64, 64), np.nan)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "non-finite",
+         both(DIGIT_IMAGES, stats("ref.npz", np.full(64, np.inf), np.eye(64)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "positive semi-definite",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros(64), -np.eye(64)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "symmetric",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros(64), np.triu(np.ones((64, 64)))))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "numbers",
+         both(DIGIT_IMAGES, stats("ref.npz", np.array(["a"] * 64), np.eye(64)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "num_images",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros(64), np.eye(64), num_images=np.array("many")))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "feats",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros(64), np.eye(64), feats=np.zeros(3)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "mu",
+         both(DIGIT_IMAGES, npz("ref.npz", sigma=np.eye(64)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "shape",
+         both(DIGIT_IMAGES, stats("ref.npz", np.zeros((64, 1)), np.eye(64)))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "ref.npz",
+         both(DIGIT_IMAGES, write("ref.npz", "garbage"))),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", f"{{tmp}}/{LONG}.npz", "--detector", "pixels"], "too long", DIGIT_IMAGES),
+    Case("fid", ["fid", "{tmp}/[/x]", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "[/x]", GOOD_REF),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", f"{{tmp}}/{LONG}.pt"], "too long", both(DIGIT_IMAGES, GOOD_REF)),
+    Case("fid", ["fid", "run1", "--num", "5", "--set", "eval.num=3", "--ref", "{tmp}/ref.npz"], "--num and --set eval.num", GOOD_REF, "trained"),
+    Case("fid", ["fid", "run1", "--steps", "5", "--set", "sampler.steps=3", "--ref", "{tmp}/ref.npz"], "--steps and --set sampler.steps", GOOD_REF, "trained"),
+    Case("fid", ["fid", "run1", "--ref", "{tmp}/ref.npz", "--set", "sampler.sigma_max=inf"], "sampler.sigma_max", GOOD_REF, "trained"),
+    Case("fid", ["fid", "ref", "{tmp}/none", "--detector", "pixels", "--out", "{tmp}/r.npz"], "holds no images", lambda tmp: (tmp / "none").mkdir()),
+    Case("fid", ["fid", "ref", "{tmp}/bad.zip", "--detector", "pixels", "--out", "{tmp}/r.npz"], "bad.zip", write("bad.zip", "not a zip")),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "{tmp}/det.pt"], "det.pt",
+         both(DIGIT_IMAGES, GOOD_REF, write("det.pt", "not torchscript"))),
+    # -- dataset -----------------------------------------------------------------------------------------
+    Case("dataset", ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], "bad.png", image_folder("imgs", bomb_png())),
+    Case("dataset", ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], "bad.png", image_folder("imgs", truncated_png())),
+    Case("dataset", ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], "label",
+         image_folder("imgs", count=2, labels='{"labels": [["img0.png", -3], ["img1.png", 1]]}')),
+    Case("dataset", ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], "label",
+         image_folder("imgs", count=2, labels='{"labels": [["img0.png", 100000000000000000000], ["img1.png", 1]]}')),
+    Case("dataset", ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], "label",
+         image_folder("imgs", count=2, labels='{"labels": [["img0.png", 1.5], ["img1.png", 1]]}')),
+    Case("dataset", ["dataset", "{tmp}/lab.npz", "{tmp}/out.zip"], "label",
+         npz("lab.npz", images=np.zeros((2, 8, 8), np.uint8), labels=np.array([-1, 2]))),
+    Case("dataset", ["dataset", "{tmp}/lab.npz", "{tmp}/out.zip"], "label",
+         npz("lab.npz", images=np.zeros((2, 8, 8), np.uint8), labels=np.array([2**40, 2]))),
+    Case("dataset", ["dataset", "{tmp}/empty.npz", "{tmp}/out.zip"], "empty.npz", npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
+    Case("dataset", ["dataset", "digits", "{tmp}/dir.zip"], "folder", lambda tmp: (tmp / "dir.zip").mkdir()),
+    Case("dataset", ["dataset", "digits", "{tmp}/file/out.zip"], "file", write("file", "x")),
+    Case("dataset", ["dataset", "digits", f"{{tmp}}/{LONG}.zip"], "too long"),
+    Case("dataset", ["dataset", f"{{tmp}}/{LONG}", "{tmp}/out.zip"], "too long"),
+    Case("dataset", ["dataset", "digits", "{tmp}/out.zip", "--resolution", "100000"], "--resolution"),
+    Case("dataset", ["dataset", "{tmp}/[/x]", "{tmp}/out.zip"], "[/x]"),
+    Case("dataset", ["dataset", "digits", "{tmp}/out.txt"], ".zip"),
+    Case("dataset", ["dataset", "digits", "{tmp}/out.zip", "--max-images", "0"], "--max-images"),
+    Case("dataset", ["dataset", "{tmp}/bad.zip", "{tmp}/out.zip"], "bad.zip", write("bad.zip", "not a zip")),
+    # -- train ---------------------------------------------------------------------------------------------
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.lr=inf"], "training.lr"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.p_mean=nan"], "training.p_mean"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.duration_kimg=0.01"], "one batch"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.seed=281474976710656"], "training.seed"),
+    Case("train", ["train", "recipes/digits.toml", "--set", f"data.source='{LONG}'"], "too long"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/imgs'"],
+         "bad.png", image_folder("imgs", bomb_png())),
+    Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/imgs'", "--set", "data.conditional=true"],
+         "label",
+         image_folder("imgs", count=2, labels='{"labels": [["img0.png", -3], ["img1.png", 1]]}')),
+    Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/lab.npz'", "--set", "data.conditional=true"],
+         "label", npz("lab.npz", images=np.zeros((2, 8, 8), np.uint8), labels=np.array([-1, 2]))),
+    Case("train", ["train", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    Case("train", ["train", f"{{tmp}}/{LONG}.toml"], "too long"),
+    Case("train", ["train", "--resume", "run1", "--set", "training.lr=inf"], "training.lr", home="trained"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/empty.npz'"], "empty.npz",
+         npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
+    Case("train", ["train", "recipes/digits.toml", "--set", "network.channel_mult=[1, 1000000]"], "network.channel_mult"),
+    Case("train", ["train", "recipes/digits.toml", "--nproc", "0"], "--nproc"),
+    Case("sweep", ["sweep", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    # -- reproduce, show, compare, runs ---------------------------------------------------------------------
+    Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz"), "sampled"),
+    Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz", b""), "sampled"),
+    Case("reproduce", ["reproduce", "[/x]"], "[/x]"),
+    Case("show", ["show", "[/x]"], "[/x]"),
+    Case("show", ["show", "[file, class]"], "[file, class]"),
+    Case("compare", ["compare", "run1", "[/x]"], "[/x]", home="sampled"),
+    Case("runs", ["runs", "--where", "[/x]"], "[/x]"),
+    # -- demo, ablate --------------------------------------------------------------------------------------
+    Case("demo", ["demo", "--seeds", "²"], "seed"),
+    Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),
+    Case("demo", ["demo", f"{{tmp}}/{LONG}.toml"], "too long"),
+    Case("demo", ["demo", "--set", "training.duration_kimg=0.001"], "one batch"),
+    Case("ablate", ["ablate", "sampler", "--model", "ideal:digits", "--seeds", "²"], "seed"),
+    Case("ablate", ["ablate", "sampler", "--model", "ideal:digits", "--seeds", "1" + "0" * 30], "2**32"),
+    Case("ablate", ["ablate", "sampler", "--model", "ideal:digits", "--nfe-max", "1000000000"], "--nfe-max"),
+    Case("ablate", ["ablate", "sampler", "--model", "ideal:{tmp}/empty.npz"], "empty.npz", npz("empty.npz", images=np.zeros((3, 1, 0, 0)))),
+    Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "inf"], "--budget-kimg"),
+    Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "nan"], "--budget-kimg"),
+    Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--set", "training.lr=inf"], "training.lr"),
+    Case("ablate", ["ablate", "training", "--base", "recipes/digits.toml", "--budget-kimg", "2", "--set",
+                    "training.duration_kimg=3"], "--budget-kimg and --set training.duration_kimg"),
+    Case("ablate", ["ablate", "training", "--base", f"{{tmp}}/{LONG}.toml"], "too long"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def homes(tmp_path_factory):
+    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run);
+    and one EDMCTL_CACHE for the module (the digits are cached there on first use), outside every case's folder."""
+    patch = pytest.MonkeyPatch()
+    made = {"cache": tmp_path_factory.mktemp("cache")}
+    patch.setenv("EDMCTL_CACHE", str(made["cache"]))
+    for name, argv in (("sampled", ["sample", "--model", "ideal:digits?n=20", "--seeds", "0-1", "--steps", "2"]),
+                       ("trained", ["train", str(REPO / "recipes" / "digits.toml"), "--set", "training.duration_kimg=0.128",
+                                    "--set", "training.snapshot_kimg=0.128", "--set", "network.model_channels=8"])):
+        home = tmp_path_factory.mktemp(name) / "home"
+        patch.setenv("EDMCTL_HOME", str(home))
+        assert main(argv) == 0
+        made[name] = home
+    patch.undo()
+    return made
+
+
+def listing(folder: Path) -> set[str]:
+    """Every path under `folder` (registry journal files aside, which SQLite may leave behind a read)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.endswith(("-wal", "-shm", "-journal"))}
+
+
+def run_case(case: Case, tmp: Path, homes, monkeypatch) -> int:
+    if case.home is not None:
+        shutil.copytree(homes[case.home], tmp / "home")
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp / "home"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    monkeypatch.chdir(REPO)
+    case.setup(tmp)
+    return main([arg.replace("{tmp}", str(tmp)) for arg in case.argv])
+
+
+@pytest.mark.parametrize("case", CASES, ids=Case.id)
+def test_hostile_input_is_one_clean_line_and_writes_nothing(case, tmp_path, homes, monkeypatch, capsys):
+    before = None
+
+    def snapshot_after_setup(tmp):
+        nonlocal before
+        case_setup(tmp)
+        before = listing(tmp)
+
+    case_setup, case = case.setup, Case(case.command, case.argv, case.says, snapshot_after_setup, case.home)
+    code = run_case(case, tmp_path, homes, monkeypatch)
+    printed = capsys.readouterr()
+    lines = printed.err.strip().splitlines()
+    assert code == 2, f"exit {code}; stderr: {printed.err}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), printed.err
+    assert case.says in lines[0], lines[0]
+    assert "Traceback" not in printed.err + printed.out
+    assert listing(tmp_path) == before, "written: " + ", ".join(sorted(listing(tmp_path) - before))
+
+
+# -- results that turn non-finite during the work fail the run (exit 1, recorded as failed) -----------------
+
+
+def latest_run(home: Path):
+    from edmctl.registry import Registry
+
+    return Registry(home).latest(kind=None, status=None)
+
+
+def test_samples_that_turn_nan_fail_the_run_naming_the_seed(tmp_path, monkeypatch, capsys):
+    from edmctl.models.mixture import GaussianMixtureDenoiser
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(GaussianMixtureDenoiser, "__call__", lambda self, x, sigma, class_labels=None: x * float("nan"))
+    assert main(["sample", "--model", "ideal:digits?n=5", "--seeds", "3-4", "--steps", "2"]) == 1
+    message = capsys.readouterr().err
+    assert "seed 3 turned non-finite" in message and "Traceback" not in message
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and "non-finite" in run.error
+    assert not (tmp_path / "home" / run.label / "samples.npz").exists()
+
+
+def test_training_whose_loss_turns_nan_fails_before_its_snapshot(tmp_path, monkeypatch, capsys):
+    from edmctl.train.loop import Trainer
+
+    ticked = Trainer.tick_metrics
+    monkeypatch.setattr(Trainer, "tick_metrics", lambda self: {**ticked(self), "loss": float("nan")})
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), "--set", "training.duration_kimg=0.128",
+                 "--set", "network.model_channels=8"]) == 1
+    assert "training diverged: the mean loss turned nan" in capsys.readouterr().err
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and "diverged" in run.error
+    assert not list((tmp_path / "home" / run.label).glob("snapshot-*.pt"))
+
+
+def test_a_frechet_distance_that_is_not_finite_fails_the_fid_run(tmp_path, monkeypatch, capsys):
+    import edmctl.fid.pipeline
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(edmctl.fid.pipeline, "frechet_distance", lambda a, b: float("nan"))
+    both(DIGIT_IMAGES, GOOD_REF)(tmp_path)
+    assert main(["fid", str(tmp_path / "imgs"), "--ref", str(tmp_path / "ref.npz"), "--detector", "pixels"]) == 1
+    assert "the Fréchet distance came out nan" in capsys.readouterr().err
+    assert latest_run(tmp_path / "home").status == "failed"
+
+
+# -- what stays allowed, and the flags that choose -----------------------------------------------------------
+
+
+def test_documented_infinite_s_tmax_and_the_paper_recipes_stay_valid(capsys):
+    recipes = sorted(str(p) for p in (REPO / "recipes").rglob("*.toml"))
+    assert main(["recipe", "validate", *recipes]) == 0
+    assert main(["recipe", "show", "--set", "sampler.s_tmax=inf", "--set", "sampler.sigma_max=1000", "--json"]) == 0
+    assert '"s_tmax": "inf"' in capsys.readouterr().out
+
+
+def test_user_text_is_printed_as_it_is_never_as_markup(capsys):
+    assert main(["recipe", "show", "--set", "data.source='[file, class] [/x]'"]) == 0
+    assert "[file, class] [/x]" in capsys.readouterr().out
+
+
+def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    DIGIT_IMAGES(tmp_path)
+    argv = ["sample", "--model", "ideal:digits?n=5", "--seeds", "0", "--steps", "2", "--out", str(tmp_path / "imgs")]
+    assert main(argv) == 2
+    assert main([*argv, "--force"]) == 0
+    assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
+                                                                "grid.png", "samples.npz"}
+
+
+def test_a_damaged_snapshot_is_a_user_error_not_an_unpickling_traceback(tmp_path):
+    from edmctl.errors import UserError
+    from edmctl.train.checkpoint import load_snapshot
+
+    (tmp_path / "snapshot.pt").write_bytes(b"\x80\x04\x95garbage")
+    with pytest.raises(UserError, match="cannot be read as plain tensor data"):
+        load_snapshot(tmp_path / "snapshot.pt")
+
+
+def test_an_unexpected_exception_is_one_internal_error_line_and_exit_1(monkeypatch, capsys):
+    import edmctl.recipe
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(edmctl.recipe, "load_recipe", broken)
+    assert main(["recipe", "show"]) == 1
+    printed = capsys.readouterr().err
+    assert printed.startswith("internal error: RuntimeError: boom (") and len(printed.strip().splitlines()) == 1
+    monkeypatch.setenv("EDMCTL_DEBUG", "1")
+    assert main(["recipe", "show"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from edmctl.design.solvers import STOCHASTIC_SOLVERS, brownian_increments
 from edmctl.models import GaussianDataDenoiser, GaussianMixtureDenoiser
 from edmctl.recipe import load_recipe
 from edmctl.sampling import SeedNoise, sample
+from test_sampling import assert_depends_on_seed_alone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,12 +116,7 @@ def test_nfe_counts_every_denoiser_call(mixture, solver, nfe):
 @pytest.mark.parametrize("solver", sorted(STOCHASTIC_SOLVERS))
 def test_a_stochastic_sample_depends_on_its_seed_alone(mixture, solver):
     settings = sampler(solver=solver, steps=6, **({"s_churn": 5.0} if solver == "restart" else {}))
-    seeds = [5, 1, 9, 2, 7]
-    one_batch = sample(mixture, settings, seeds, batch=5).samples
-    reordered = sample(mixture, settings, seeds[::-1], batch=2).samples.flip(0)
-    singles = torch.cat([sample(mixture, settings, [seed], batch=1).samples for seed in seeds])
-    torch.testing.assert_close(reordered, one_batch, rtol=0, atol=1e-12)
-    torch.testing.assert_close(singles, one_batch, rtol=0, atol=1e-12)
+    one_batch = assert_depends_on_seed_alone(mixture, settings)
     assert not torch.allclose(one_batch[0], one_batch[1])
 
 

@@ -17,7 +17,7 @@ RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("pr
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`.",
                        invoke_without_command=True)
 
 

@@ -13,7 +13,7 @@ from edmctl.cli.common import out
 from edmctl.cli.main import main
 from edmctl.cli.runs import fmt
 from edmctl.cli.tables import fit, number_width
-from edmctl.registry import Registry, open_run
+from edmctl.registry import open_run
 from edmctl.sweep.ablation import Curve, LadderResult, Point
 
 SMALL = [1.5707963267948966e-05, 0.000712345678901, 123456.789012, 2.718281828459045]

@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli import ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, sample, steps, sweep, train
+from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
+                        train)
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -24,7 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
 
 
 def version_text() -> str:
@@ -56,7 +56,7 @@ def root(version: Annotated[bool, typer.Option("--version", is_eager=True, callb
     """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
 
 
-for module in (demo, train, sample, steps, fid, sweep, ablate, runs, plot, reproduce, recipe, dataset, imports):
+for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
     module.register(app)
 
 

@@ -1,4 +1,5 @@
-"""`edmctl runs [reap|rm]`, `edmctl show` and `edmctl compare`: list, inspect, compare and remove recorded runs.
+"""`edmctl runs [reap|rm|tensorboard]`, `edmctl show` and `edmctl compare`: list, inspect, compare and remove
+recorded runs, and point TensorBoard at them.
 
 Read commands never write, except reaping runs whose process is gone.
 """
@@ -16,7 +17,7 @@ RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("pr
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs tensorboard RUN...`.",
                        invoke_without_command=True)
 
 
@@ -172,6 +173,18 @@ def reap(as_json: JsonOpt = False) -> None:
                            + f"; removed {len(removed)} leftover temporary file(s) or folder(s)", highlight=False))
 
 
+@runs_app.command("tensorboard")
+def tensorboard(
+    runs_: Annotated[list[str], typer.Argument(metavar="RUN...", help="Training runs trained with training.tensorboard = true.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the `tensorboard --logdir_spec` command that shows these runs' event files, each named by its run."""
+    from edmctl.train.board import tensorboard_command
+
+    command, logdirs = tensorboard_command(registry(), runs_)
+    emit({"command": command, "logdirs": logdirs}, as_json, lambda: out.print(command, highlight=False))
+
+
 @runs_app.command("rm")
 def rm(
     run: RunArg,
@@ -204,9 +217,12 @@ def rm(
 
 
 def show(run: RunArg, as_json: JsonOpt = False,
-         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, images/s against kimg) and print the path.")] = False,
+         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, lr, EMA β, images/s, FID against kimg) and print the path.")] = False,
          out_path: PlotOutOpt = None) -> None:
-    """A run's recipe, metrics (latest and best), artifacts with sha256, and environment; `--plot`: its curves."""
+    """A run's recipe, metrics (latest and best), artifacts with sha256, sample grids by kimg (a resumed run's
+    continue its parent's) and environment; `--plot`: its curves."""
+    from edmctl.train.curves import grids
+
     reg = registry()
     reg.reap()
     record = reg.get(run)
@@ -216,6 +232,7 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step}
                         for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
+    doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
     emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
@@ -259,6 +276,8 @@ def render_show(doc: dict[str, Any]) -> None:
     for a in doc["artifacts"]:
         artifacts.add_row(a["kind"], a["path"], str(a["bytes"]), a["sha256"])
     out.print(artifacts)
+    if doc["grids"]:
+        out.print(_pairs_table("sample grids (kimg)", [(f"{g['kimg']:g}", g["path"]) for g in doc["grids"]]))
     out.print(_pairs_table("environment", [(name, doc[name]) for name in (
         "host", "pid", "cwd", "git_commit", "git_dirty", "python_version", "torch_version", "cuda_version",
         "devices", "world_size", "packages_hash")]))

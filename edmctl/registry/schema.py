@@ -17,7 +17,7 @@ SCHEMA_VERSION = 3  # v3: runs.process_ns and standard JSON (non-finite floats a
 
 KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "steps", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
-ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env", "recipe")
+ARTIFACT_KINDS = ("checkpoint", "grid", "samples", "stats", "plot", "log", "env", "recipe")
 
 
 class Meta(SQLModel, table=True):

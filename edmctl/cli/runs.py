@@ -1,9 +1,9 @@
-"""`edmctl runs [reap|rm|tensorboard]`, `edmctl show` and `edmctl compare`: list, inspect, compare and remove
-recorded runs, and point TensorBoard at them.
+"""`edmctl runs [reap|rm]`, `edmctl show` and `edmctl compare`: list, inspect, compare and remove recorded runs.
 
 Read commands never write, except reaping runs whose process is gone.
 """
 
+import socket
 import time
 from typing import Annotated, Any
 
@@ -17,7 +17,8 @@ RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("pr
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs tensorboard RUN...`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`, "
+                            "`runs tensorboard RUN...`.",
                        invoke_without_command=True)
 
 
@@ -173,18 +174,6 @@ def reap(as_json: JsonOpt = False) -> None:
                            + f"; removed {len(removed)} leftover temporary file(s) or folder(s)", highlight=False))
 
 
-@runs_app.command("tensorboard")
-def tensorboard(
-    runs_: Annotated[list[str], typer.Argument(metavar="RUN...", help="Training runs trained with training.tensorboard = true.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Print the `tensorboard --logdir_spec` command that shows these runs' event files, each named by its run."""
-    from edmctl.train.board import tensorboard_command
-
-    command, logdirs = tensorboard_command(registry(), runs_)
-    emit({"command": command, "logdirs": logdirs}, as_json, lambda: out.print(command, highlight=False))
-
-
 @runs_app.command("rm")
 def rm(
     run: RunArg,
@@ -229,8 +218,8 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc = record.as_dict()
     doc["metrics"] = {key: {"latest": m.value, "step": m.step, "best": m.best, "min": m.min, "max": m.max,
                             "count": m.count} for key, m in reg.metrics(record.id).items()}
-    doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step}
-                        for a in reg.artifacts(record.id)]
+    doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step,
+                         "on_this_node": reg.artifact_path(a).exists()} for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
     doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
@@ -276,6 +265,10 @@ def render_show(doc: dict[str, Any]) -> None:
     for a in doc["artifacts"]:
         artifacts.add_row(a["kind"], a["path"], str(a["bytes"]), a["sha256"])
     out.print(artifacts)
+    for a in doc["artifacts"]:
+        if not a["on_this_node"]:
+            out.print(f"not on this node ({socket.gethostname()}): {a['path']} (moved, deleted, or on a filesystem "
+                      "not mounted here at the same path)", highlight=False)
     if doc["grids"]:
         out.print(_pairs_table("sample grids (kimg)", [(f"{g['kimg']:g}", g["path"]) for g in doc["grids"]]))
     out.print(_pairs_table("environment", [(name, doc[name]) for name in (

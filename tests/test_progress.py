@@ -110,3 +110,10 @@ def test_training_ladder_progress_prints_numbers_to_4_significant_digits(capsys)
     print_rung(SimpleNamespace(config="C", title="Redistribute capacity", status="failed", loss=None, value=None))
     assert capsys.readouterr().err.splitlines() == ["config B (Adjust hyperparameters): done  loss 0.4361  12.35",
                                                    "config C (Redistribute capacity): failed  loss -  -"]
+
+
+def test_an_interrupted_demo_step_stops_the_demo_with_exit_130(home, monkeypatch, capsys):
+    monkeypatch.setattr("edmctl.cli.main.main", lambda argv: 130)  # the step (train) was interrupted
+    assert main(["demo", str(RECIPE)]) == 130
+    message = " ".join(capsys.readouterr().err.split())
+    assert message.endswith(f"interrupted: the demo stopped at step 1/4 train; run it again: edmctl demo {RECIPE}")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, emit, err, out
-from edmctl.errors import CheckFailed
+from edmctl.errors import CheckFailed, Interrupted
 
 
 def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
@@ -26,6 +26,8 @@ def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
     captured = io.StringIO()
     with redirect_stdout(captured) if as_json else nullcontext():
         code = main([*argv, "--json"] if as_json else argv)
+    if code == Interrupted.exit_code:  # the step said what it kept
+        raise Interrupted(f"the demo stopped at step {title}")
     if code != 0:
         raise CheckFailed(f"`edmctl {' '.join(argv)}` exited with {code}; the demo stops here.")
     return json.loads(captured.getvalue()) if as_json else None

@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, progress_bar
 from edmctl.errors import UserError
 
-NO_MODEL = "no trained model in the registry; pass --model ideal:digits or train one with `edmctl train`."
 
 
 def sampler_flag(flag: str, help: str, kind=float):
@@ -38,24 +37,27 @@ def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
 
 
 def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
-    """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id. An
-    NVlabs network pickle stands for its import run (imported on first use), so its recipe applies as a run's."""
-    if model is not None:
-        if model.startswith("run") and model[3:].isdigit():
-            model = f"run:{model[3:]}"  # --model run12: a training or import run
-        if Path(model).suffix.lower() == ".pkl":
-            from edmctl.pretrained import import_once
+    """`--model`, or the default model (`default_model_run`, said on stderr); returns the spec, a run as
+    `run:<id>`, and that run's id (None for other models). An NVlabs network pickle stands for its import run
+    (imported on first use), so its recipe applies as a run's."""
+    from edmctl.models.runs import default_model_run, model_run
 
-            model = f"run:{import_once(model)}"
-        prefix, _, body = model.partition(":")
-        return model, (body if prefix == "run" else None)
-    from edmctl.registry import Registry
+    if model is None:
+        record = default_model_run()
+        err.print(f"model: {record.label}{f' ({record.name})' if record.name else ''}, the newest finished {record.kind} "
+                  f"run outside sweeps and ablations; --model chooses another", highlight=False)
+        return f"run:{record.id}", record.id
+    if model.startswith("run") and model[3:].isdigit():
+        model = f"run:{model[3:]}"  # --model run12: a training or import run
+    if Path(model).suffix.lower() == ".pkl":
+        from edmctl.pretrained import import_once
 
-    registry = Registry()
-    latest = registry.latest(kind="train", status="done") if registry.exists else None
-    if latest is None:
-        raise UserError(NO_MODEL)
-    return f"run:{latest.id}", latest.id
+        model = f"run:{import_once(model)}"
+    prefix, _, body = model.partition(":")
+    if prefix != "run":
+        return model, None
+    run_id = model_run(body).id  # run:latest is the newest training or import run, named by its id from here on
+    return f"run:{run_id}", run_id
 
 
 def sample(

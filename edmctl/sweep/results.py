@@ -58,7 +58,7 @@ def sweep_results(sweep_ref, home=None) -> SweepResults:
 
     registry = Registry(home)
     registry.reap()
-    sweep = registry.get(sweep_ref)
+    sweep = registry.get(sweep_ref, kind="sweep")
     if sweep.kind != "sweep":
         raise UserError(f"{sweep.label} is a {sweep.kind} run, not a sweep; `edmctl runs --kind sweep` lists the sweeps.")
     settings = sweep.extra.get("settings", {})

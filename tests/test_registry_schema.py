@@ -74,6 +74,8 @@ def _make_v2_with_infinity(home):
     with open_run(kind="sample", recipe={"sampler": {"steps": 18, "s_tmax": float("inf")}}, home=home) as run:
         run.update(fid_repeats=[float("nan"), 2.0])
     with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute("DROP INDEX ix_runs_uid")
+        conn.execute("ALTER TABLE runs DROP COLUMN uid")
         conn.execute("ALTER TABLE runs DROP COLUMN process_ns")
         conn.execute("UPDATE runs SET recipe_json = ?, extra_json = ?",
                      ('{"sampler": {"s_tmax": Infinity, "steps": 18}}', '{"fid_repeats": [NaN, 2.0]}'))

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3  # v3: runs.process_ns and standard JSON (non-finite floats as strings); see migrations.py
+SCHEMA_VERSION = 4  # v4: runs.uid (a run's identity across registries); see migrations.py
 
 KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "steps", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
@@ -35,9 +35,11 @@ class RunRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_runs_kind_status", "kind", "status"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_uid", "uid", unique=True),
         {"sqlite_autoincrement": True},  # ids are never reused after `runs rm`: run folders stay unambiguous
     )
     id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    uid: Optional[str] = None  # unique across registries (uuid4 hex): `runs copy` finds a copied run by it
     kind: str
     status: str
     name: Optional[str] = None

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files, progress_bar
 from edmctl.errors import UserError
 
 
@@ -61,7 +61,7 @@ def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
 
 
 def sample(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
     solver: sampler_flag("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
@@ -119,16 +119,18 @@ def sample(
         with progress_bar("sampling", len(seed_list)) as bar:
             result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label,
                                 progress=lambda done, total: bar.update(completed=done))
-        write_samples(target, result.samples, result.seeds, force)
+        files = write_samples(target, result.samples, result.seeds, force)
         run.add_artifact(target / "samples.npz", kind="samples")
         run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})
         run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label, batch=batch)
         run_id = run.id
 
-    doc = {"run": run_id, "out": str(target), "model": spec, "nfe": result.nfe, "images": len(seed_list),
-           "images_per_s": result.images_per_second, "seconds": result.seconds, "sampler": recipe.sampler.model_dump()}
-    emit(doc, as_json, lambda: out.print(
-        f"NFE {result.nfe}  {len(seed_list)} images  {result.images_per_second:.1f} img/s  -> {target}  (run {run_id})", highlight=False))
+    doc = {"run": run_id, "out": str(target), "model": spec, "model_default": model is None, "nfe": result.nfe,
+           "images": len(seed_list), "images_per_s": result.images_per_second, "seconds": result.seconds,
+           "sampler": recipe.sampler.model_dump(), "files": [str(f) for f in files]}
+    emit(doc, as_json, lambda: (out.print(
+        f"model {spec}  NFE {result.nfe}  {len(seed_list)} images  {result.images_per_second:.1f} img/s  -> {target}  "
+        f"(run {run_id})", highlight=False), print_files(files)))
 
 
 def register(app: typer.Typer) -> None:

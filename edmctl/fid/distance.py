@@ -23,6 +23,7 @@ def frechet_distance(a: Stats, b: Stats) -> float:
         # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
         # regularises sigma itself when the square root is not finite, so scipy's warning tells the user nothing.
         warnings.simplefilter("ignore", category=_linalg_warning())
+        warnings.simplefilter("ignore", RuntimeWarning)  # sqrtm's error estimate divides by |Σ_aΣ_b| = 0 (identical images)
         try:
             return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
         except ValueError:  # sqrtm(Σ_a Σ_b) kept an imaginary part: singular covariances (fewer images than features)

@@ -240,6 +240,14 @@ class Registry:
         root = self.relative_to.resolve() if self.relative_to is not None else None
         return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
 
+    def outputs(self, run_id: int) -> list[Path]:
+        """The files run `run_id` and its children (a sweep's trials) wrote: their artifacts but the `env` records
+        of the environment, in the order they were recorded."""
+        query = (select(ArtifactRecord).join(RunRecord, RunRecord.id == ArtifactRecord.run_id)
+                 .where(or_(RunRecord.id == run_id, RunRecord.parent_id == run_id), ArtifactRecord.kind != "env")
+                 .order_by(ArtifactRecord.id))
+        return [self.artifact_path(a) for a in self._select(query)]
+
     def artifact_path(self, artifact: ArtifactRecord) -> Path:
         """Where an artifact is on this node: a relative path is inside the home."""
         path = Path(artifact.path)

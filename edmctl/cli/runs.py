@@ -17,7 +17,8 @@ RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("pr
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`, "
+                            "`runs tensorboard RUN...`.",
                        invoke_without_command=True)
 
 
@@ -205,9 +206,12 @@ def rm(
 
 
 def show(run: RunArg, as_json: JsonOpt = False,
-         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, images/s against kimg) and print the path.")] = False,
+         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, lr, EMA β, images/s, FID against kimg) and print the path.")] = False,
          out_path: PlotOutOpt = None) -> None:
-    """A run's recipe, metrics (latest and best), artifacts with sha256, and environment; `--plot`: its curves."""
+    """A run's recipe, metrics (latest and best), artifacts with sha256, sample grids by kimg (a resumed run's
+    continue its parent's) and environment; `--plot`: its curves."""
+    from edmctl.train.curves import grids
+
     reg = registry()
     reg.reap()
     record = reg.get(run)
@@ -217,6 +221,7 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step,
                          "on_this_node": reg.artifact_path(a).exists()} for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
+    doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
     emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
@@ -264,6 +269,8 @@ def render_show(doc: dict[str, Any]) -> None:
         if not a["on_this_node"]:
             out.print(f"not on this node ({socket.gethostname()}): {a['path']} (moved, deleted, or on a filesystem "
                       "not mounted here at the same path)", highlight=False)
+    if doc["grids"]:
+        out.print(_pairs_table("sample grids (kimg)", [(f"{g['kimg']:g}", g["path"]) for g in doc["grids"]]))
     out.print(_pairs_table("environment", [(name, doc[name]) for name in (
         "host", "pid", "cwd", "git_commit", "git_dirty", "python_version", "torch_version", "cuda_version",
         "devices", "world_size", "packages_hash")]))

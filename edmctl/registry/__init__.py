@@ -51,6 +51,11 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg.removal_plan(ref, files=False) -> RemovalPlan;  reg.remove(plan)   (what `edmctl runs rm` does)
     compare(reg, ["run12", "run17"], all_fields=False) -> {"runs", "recipe", "metrics", "environment", ...}
 
+Copy runs to another registry (what `edmctl runs copy` does; `copy.py`)::
+
+    copy_runs(Registry(), registry_at("postgresql+psycopg://me@db/team", create=True), ["run12"]) -> CopyReport
+    # .copied / .present: {source id: target id}; with ancestors and descendants; idempotent by runs.uid
+
 A `RunRecord` has the columns plus decoded `.recipe`, `.seeds`, `.argv`, `.devices`, `.extra`, `.label`
 ("run12") and `.as_dict()`: everything `edmctl reproduce` needs to re-run it as
 `open_run(kind="reproduce", recipe=r.recipe, recipe_hash=r.recipe_hash, seeds=r.seeds, argv=sys.argv,
@@ -58,6 +63,9 @@ parent=r.id)`.
 
 Concurrency (SQLite): WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions that are short and retried
 (`db.py`); schema creation and upgrades once under a file lock, with the version stored (`migrations.py`).
+Concurrency (PostgreSQL, `EDMCTL_DB_URL=postgresql+psycopg://...`): the same schema and upgrades under an
+advisory lock; row locks where a write decides on what it read (`FOR UPDATE`, claims `SKIP LOCKED`, queue.py);
+deadlocks and serialization failures retried. Artifact paths are stored absolute there (`Registry.stored_path`).
 """
 
 from edmctl.registry.compare import compare

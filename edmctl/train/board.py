@@ -69,7 +69,8 @@ class Board:
             for step, value in series(registry, record, key):
                 self.writer.add_scalar(key, value, global_step=step)
         for step, path in grids(registry, record):
-            self.grid(path, step)
+            if path.is_file():  # a grid deleted by hand is left out, not a failed training
+                self.grid(path, step)
         self.writer.flush()
 
     def close(self) -> None:

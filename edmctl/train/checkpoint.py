@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import atomic_open, file_sha256
+from edmctl.paths import atomic_open, file_sha256, not_here
 
 FORMAT = "edmctl.train/1"
 KEYS = ("format", "nimg", "step", "net", "ema", "optimizer", "rng", "data_position", "world_size", "recipe_hash",
@@ -35,7 +35,7 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
     """A snapshot read with `weights_only=True`; its sha256 is checked against the registry's when given."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"snapshot {path} is missing; the run's folder was moved or deleted.")
+        raise UserError(f"snapshot {not_here(path)}.")
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(f"snapshot {path} does not match the sha256 the registry recorded; it was modified or is damaged.")
     try:

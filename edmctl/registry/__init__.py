@@ -37,10 +37,13 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg = Registry(home=None, url=None)   # url: default $EDMCTL_DB_URL, else sqlite:///$EDMCTL_HOME/registry.db
     reg.get("run12") / reg.get("12") / reg.get("latest")  -> RunRecord   (unknown -> UserError, one line)
     reg.list(kind=None, status=None, where={"sampler.steps": 18}, limit=50) -> list[RunRecord], newest first
+    reg.get("latest", kind="sweep")   (latest: the newest run of that kind, or of any of several kinds)
     reg.latest(kind="train", status="done") -> RunRecord | None
+    reg.latest_standalone(("train", "import")) -> RunRecord | None   (no trial of a sweep or ablation)
     reg.metrics(run_id) -> dict[key, LatestMetric]   (.value latest, .step, .min, .max, .best, .count)
     reg.history(run_id, key) -> list[MetricPoint]
     reg.artifacts(run_id) -> list[ArtifactRecord];  reg.artifact_path(artifact) -> Path
+    reg.outputs(run_id) -> list[Path]   (the files a run and its children wrote: artifacts but `env`)
     reg.reap() -> list[int]   (running runs whose pid is gone, or whose heartbeat is stale on another host)
     reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.latest_values(ids) -> {id: {key: value}}
     reg.children(run_id) -> list[RunRecord]

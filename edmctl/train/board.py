@@ -83,7 +83,7 @@ def tensorboard_command(registry, refs: list[str]) -> tuple[str, dict[str, str]]
     require_tensorboard("edmctl runs tensorboard")
     logdirs = {}
     for ref in refs:
-        record = registry.get(ref)
+        record = registry.get(ref, kind="train")
         folder = board_dir(registry.run_dir(record.id)).resolve()
         if not folder.is_dir():
             raise UserError(f"{record.label} wrote no TensorBoard events; train with --set training.tensorboard=true "

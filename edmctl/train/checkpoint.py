@@ -52,11 +52,12 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
 
 def latest_snapshot(registry, record) -> tuple[Path, str]:
     """The newest snapshot of training run `record`, else of its parents (a resumed run killed before its first
-    snapshot): its path and recorded sha256. UserError when there is none or the run is not a training run."""
+    snapshot): its path and recorded sha256. UserError when there is none or the run is not a training run.
+    Only training parents are followed: the sweep or ablation a trial belongs to holds no snapshot of it."""
+    if record.kind != "train":
+        raise UserError(f"{record.label} is a {record.kind} run, not a training run; pass a run listed by `edmctl runs --kind train`.")
     current = record
-    while current is not None:
-        if current.kind != "train":
-            raise UserError(f"{current.label} is a {current.kind} run, not a training run; pass a run listed by `edmctl runs --kind train`.")
+    while current is not None and current.kind == "train":
         snapshots = [a for a in registry.artifacts(current.id) if a.kind == "checkpoint"]
         if snapshots:
             newest = max(snapshots, key=lambda a: (a.step or 0, a.id))

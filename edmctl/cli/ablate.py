@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files, run_outputs
 from edmctl.cli.tables import print_table
 from edmctl.errors import UserError
 
@@ -114,16 +114,9 @@ def sampler(
         run.update(ladder=result.as_dict(), model=spec)
         run_id = run.id
 
-    files = written(run_id)
+    files = run_outputs(run_id)
     emit({"run": f"run{run_id}", **result.as_dict(), "files": [str(f) for f in files]}, as_json,
          lambda: (render_ladder(result), print_files(files)))
-
-
-def written(run_id: int) -> list:
-    """The files an ablation wrote: its plot and its configs' snapshots (`Registry.outputs`)."""
-    from edmctl.registry import Registry
-
-    return Registry().outputs(run_id)
 
 
 def _changes(rung, family: str) -> str:
@@ -168,7 +161,7 @@ def training(
         err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
 
     result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
-    files = written(result.run_id)
+    files = run_outputs(result.run_id)  # the plot and the configs' snapshots
     emit({**result.as_dict(), "files": [str(f) for f in files]}, as_json,
          lambda: (render_training_ladder(result), print_files(files)))
     if result.failed:

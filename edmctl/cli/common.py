@@ -70,6 +70,14 @@ def file_lines(files: Sequence[Any]) -> list[str]:
         [f"{group[0]} … {group[-1].name} ({len(group)} files)"] if len(group) >= 3 else map(str, group))]
 
 
+def run_outputs(run: int | str) -> list:
+    """The files run `run` (`run12`, 12) and its trials wrote (`Registry.outputs`), for `files` and `wrote` lines."""
+    from edmctl.registry import Registry
+
+    registry = Registry()
+    return registry.outputs(registry.resolve(run))
+
+
 def print_files(files: Sequence[Any], label: str = "wrote") -> None:
     """`wrote PATH` on stdout for every file a command wrote (`file_lines`); `--json` lists them as `files`."""
     for line in file_lines(files):

@@ -10,7 +10,7 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, print_files, progress_bar, run_outputs
 from edmctl.errors import UserError
 
 
@@ -86,11 +86,12 @@ def train(
     finally:
         shutdown(dist)
     if dist.is_main:
+        files = run_outputs(outcome.run)  # the snapshots and sample grids
         doc = {"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
-               "metrics": outcome.metrics, "snapshot": outcome.snapshot}
-        emit(doc, as_json, lambda: out.print(
+               "metrics": outcome.metrics, "snapshot": outcome.snapshot, "files": [str(f) for f in files]}
+        emit(doc, as_json, lambda: (out.print(
             f"run{outcome.run}: {outcome.nimg / 1000:g} kimg, loss {outcome.metrics.get('loss', float('nan')):.4f}, "
-            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False))
+            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False), print_files(files)))
 
 
 def _print_dry_run(doc: dict) -> None:

@@ -4,7 +4,6 @@ The sampler flags are aliases of recipe fields: `--steps 32` is `--set sampler.s
 schema (its defaults and allowed values are the only ones). Every input is checked before the run is opened.
 """
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +24,8 @@ def sampler_flag(flag: str, help: str, kind=float):
 def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
     """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
     skipped); a flag and a `--set` of the same field is a UserError."""
+    import json
+
     from edmctl.recipe.load import check_flag_conflicts
 
     check_flag_conflicts({f"sampler.{name}": (f"--{name.replace('_', '-')}", value) for name, value in fields.items()},

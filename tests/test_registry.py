@@ -20,8 +20,8 @@ OTHER_NAMESPACE = "00000000-0000-0000-0000-000000000000/4026531836"  # another c
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+def home(tmp_path, registry_backend):
+    """A fresh home, its registry on each backend (`registry_backend`: SQLite in the home, or PostgreSQL)."""
     return tmp_path / "home"
 
 
@@ -90,7 +90,7 @@ def test_metrics_keep_history_and_latest_min_max_best(home):
     assert [p.value for p in Registry(home).history(run.id, "loss")] == [0.5, 0.2, 0.3]
 
 
-def test_artifacts_store_sha256_bytes_and_a_home_relative_path(home, tmp_path):
+def test_artifacts_store_sha256_bytes_and_a_path_every_node_resolves(home, tmp_path):
     with open_run(kind="sample", home=home) as run:
         folder = run.dir / "samples"
         folder.mkdir()
@@ -101,7 +101,9 @@ def test_artifacts_store_sha256_bytes_and_a_home_relative_path(home, tmp_path):
         outside.write_bytes(b"12345")
         run.add_artifact(outside, kind="stats", step=7)
     arts = {a.kind: a for a in Registry(home).artifacts(run.id)}
-    assert arts["samples"].path == f"run{run.id}/samples" and arts["samples"].bytes == 7
+    relative = Registry(home).relative_to is not None  # SQLite in the home; a server records absolute paths
+    assert arts["samples"].path == (f"run{run.id}/samples" if relative else str(folder.resolve()))
+    assert arts["samples"].bytes == 7 and Registry(home).artifact_path(arts["samples"]) == folder
     assert arts["samples"].sha256 == content_hash(folder)[0]
     assert arts["stats"].path == str(outside.resolve()) and arts["stats"].step == 7
     (folder / "000001.png").write_bytes(b"changed")
@@ -122,7 +124,41 @@ def test_get_accepts_run12_12_latest_and_rejects_unknown(home):
         open_run(kind="sample", parent="run99", home=home).__enter__()
 
 
-def test_reading_an_absent_registry_creates_nothing(home):
+def test_latest_means_the_newest_run_of_the_kind_asked_for(home):
+    with open_run(kind="sweep", home=home) as sweep:
+        with open_run(kind="sample", parent=sweep.id, home=home) as trial:
+            pass
+    reg = Registry(home)
+    assert reg.get("latest").id == trial.id  # any kind: the trial, run after the sweep opened
+    assert reg.get("latest", kind="sweep").id == sweep.id
+    assert reg.get("latest", kind=("train", "sweep")).id == sweep.id
+    with pytest.raises(UserError, match="no train or import runs"):
+        reg.get("latest", kind=("train", "import"))
+    assert reg.get(f"run{trial.id}", kind="sweep").id == trial.id  # a named run is that run: its kind is checked by the caller
+
+
+def test_latest_standalone_skips_trials_of_sweeps_and_ablations_and_their_resumes(home):
+    with open_run(kind="train", home=home) as standalone:
+        pass
+    with open_run(kind="ablate", home=home) as ablation:
+        with open_run(kind="train", parent=ablation.id, name="config F", home=home) as config:
+            pass
+    with open_run(kind="train", parent=config.id, home=home):  # a resume of the ablation's config
+        pass
+    with open_run(kind="sweep", home=home) as sweep, open_run(kind="train", parent=sweep.id, home=home):
+        pass
+    with pytest.raises(ZeroDivisionError), open_run(kind="train", home=home):
+        1 / 0  # failed: not a model to fall back on
+    reg = Registry(home)
+    assert reg.latest(kind="train", status="done").parent_id == sweep.id  # what `sample` used to pick
+    assert reg.latest_standalone(("train", "import")).id == standalone.id
+    with open_run(kind="train", parent=standalone.id, home=home) as resumed:
+        pass
+    assert reg.latest_standalone(("train", "import")).id == resumed.id  # resuming a standalone run stays standalone
+    assert reg.latest_standalone(("import",)) is None
+
+
+def test_reading_an_absent_registry_creates_nothing(home, registry_backend):
     reg = Registry(home)
     assert reg.list() == [] and reg.latest() is None and reg.reap() == []
     with pytest.raises(UserError, match="no runs"):
@@ -189,7 +225,7 @@ def test_a_run_beating_in_another_pid_namespace_is_alive_whatever_its_pid_says(h
     beating = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=OTHER_NAMESPACE)
     silent = _insert_running(reg, socket.gethostname(), os.getpid(), time.time() - 3600, process_ns=OTHER_NAMESPACE)
     old_row = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=None)  # before v3
-    (home / f"run{beating}").mkdir()
+    (home / f"run{beating}").mkdir(parents=True)
     assert reg.reap() == [silent]
     assert {r.id: r.status for r in reg.list()} == {beating: "running", silent: "interrupted", old_row: "running"}
     for files in (False, True):

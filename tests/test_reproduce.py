@@ -17,7 +17,8 @@ TINY = ["network.model_channels=16", "network.attn_resolutions=[]", "training.ba
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, registry_backend):
+    """A fresh home, the registry on each backend (SQLite in the home, or PostgreSQL)."""
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
 
@@ -58,7 +59,8 @@ def test_unknown_run_and_unsupported_kind_exit_2(home, capsys):
     capsys.readouterr()
     assert main(["reproduce", "latest"]) == 0  # latest is the sample run
     capsys.readouterr()
-    assert main(["reproduce", "latest"]) == 2  # now latest is a reproduce run: not reproducible itself
+    reproduction = Registry().latest(kind="reproduce")  # the newest run now; `latest` still means the sample run
+    assert main(["reproduce", reproduction.label]) == 2  # a reproduce run is not reproducible itself
     assert "edmctl can reproduce sample, train, fid, import runs" in capsys.readouterr().err
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, print_files, progress_bar, run_outputs
 from edmctl.errors import UserError
 
 
@@ -86,23 +86,23 @@ def train(
     finally:
         shutdown(dist)
     if dist.is_main:
+        files = run_outputs(outcome.run)  # the snapshots and sample grids
         doc = {"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
-               "metrics": outcome.metrics, "snapshot": outcome.snapshot}
-        emit(doc, as_json, lambda: out.print(
+               "metrics": outcome.metrics, "snapshot": outcome.snapshot, "files": [str(f) for f in files]}
+        emit(doc, as_json, lambda: (out.print(
             f"run{outcome.run}: {outcome.nimg / 1000:g} kimg, loss {outcome.metrics.get('loss', float('nan')):.4f}, "
-            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False))
+            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False), print_files(files)))
 
 
 def _print_dry_run(doc: dict) -> None:
+    """The resolved recipe as a loadable TOML file, the measurement in its comments."""
+    from edmctl.recipe.write import recipe_toml
 
-    for section, fields in doc["recipe"].items():
-        out.print(f"[{section}]", highlight=False, markup=False)
-        for name, value in fields.items():
-            out.print(f"{name} = {value!r}", highlight=False, markup=False)
     minutes = doc["seconds_per_kimg"] * doc["duration_kimg"] / 60
-    out.print(f"\n{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; "
-              f"{doc['seconds_per_kimg']:.2f} s/kimg measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg",
-              highlight=False)
+    print(recipe_toml(doc["recipe"], [
+        f"edmctl train --dry-run: the resolved recipe, sha256 {doc['recipe_hash']}",
+        f"{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; {doc['seconds_per_kimg']:.2f} s/kimg "
+        f"measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg"]), end="")
 
 
 def register(app: typer.Typer) -> None:

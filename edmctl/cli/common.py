@@ -6,7 +6,6 @@ rich is imported on first use, not here: `edmctl --help` needs only typer (see b
 import math
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 from types import SimpleNamespace
 from typing import Annotated, Any, Callable, Iterator, Sequence
 
@@ -171,6 +170,8 @@ class PlainProgress:
         return (self.task.completed - self.first[1]) / (time.monotonic() - self.first[0])
 
     def line(self) -> str:
+        from datetime import timedelta
+
         task, speed = self.task, self.speed()
         parts = [f"{task.description}:", self.count.format(task=task),
                  f"({100 * task.completed / task.total:.0f}%)" if task.total else "",

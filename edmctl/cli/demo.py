@@ -6,7 +6,6 @@ in the registry, then what to run next. Each step is the real command, run in-pr
 """
 
 import io
-import json
 from contextlib import nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +19,8 @@ from edmctl.errors import CheckFailed, Interrupted
 def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
     """Run `edmctl <argv>` in-process under a rule on stderr; with `as_json`, return its JSON document (its
     stdout) instead of letting it print."""
+    import json
+
     from edmctl.cli.main import main
 
     err.rule(f"{title}: edmctl {' '.join(argv)}", style="dim")

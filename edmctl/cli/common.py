@@ -3,7 +3,6 @@
 rich is imported on first use, not here: `edmctl --help` needs only typer (see bench/startup.py).
 """
 
-import json
 import math
 from contextlib import contextmanager
 from typing import Annotated, Any, Callable, Iterator, Sequence
@@ -97,6 +96,8 @@ def _jsonable(value: Any) -> Any:
 def emit(doc: Any, as_json: bool, render: Callable[[], None]) -> None:
     """Print `doc` as one JSON document when `--json` was given, else call `render` (rich tables) on stdout."""
     if as_json:
+        import json
+
         print(json.dumps(_jsonable(doc), indent=2, default=str, allow_nan=False))
     else:
         render()

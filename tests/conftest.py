@@ -76,3 +76,11 @@ def registry_backend(request, monkeypatch):
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("EDMCTL_DB_URL", url)
     return url
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh EDMCTL_HOME (SQLite) for the test: `tmp_path / "runs"`. Modules that need another define their own."""
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
+    return tmp_path / "runs"

@@ -9,9 +9,11 @@ has its own UserError.
 import errno
 import os
 import sys
+from typing import Annotated
 
 import typer
 
+from edmctl import threads
 from edmctl.cli import ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, sample, steps, sweep, train
 from edmctl.errors import CheckFailed, UserError
 
@@ -23,6 +25,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+
+@app.callback()
+def options(
+    threads_: Annotated[int | None, typer.Option(
+        "--threads", min=1, max=threads.MAX, metavar="N", show_default=False,
+        help=f"CPU threads for torch, here and in the processes edmctl starts (default: EDMCTL_THREADS, else "
+             f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
+) -> None:
+    threads.use(threads.requested(threads_))
+
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, plot, reproduce, recipe, dataset, imports):
     module.register(app)

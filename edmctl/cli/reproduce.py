@@ -26,6 +26,8 @@ def reproduce(
         for c in verdict.checks:
             table.add_row(c.name, c.tolerance, styled("match", "green") if c.ok else styled("MISMATCH", "red"), c.detail)
         out.print(table)
+        for note in verdict.notes:
+            out.print(f"note: {note}", highlight=False)
         out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)
 
     emit(verdict.as_dict(), as_json, render)

@@ -279,7 +279,7 @@ def compare(
     if len(runs_) < 2:
         raise UserError("compare needs at least two runs, e.g. `edmctl compare run12 run17`.")
     doc = compare_runs(registry(), runs_, all_fields=all_fields)
-    emit(doc, as_json, lambda: out.print(compare_table(doc, all_fields)))
+    emit(doc, as_json, lambda: out.print(compare_table(doc, all_fields), *(f"note: {n}" for n in doc["notes"]), sep="\n"))
 
 
 def compare_table(doc: dict[str, Any], all_fields: bool):

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.tables import print_table
 from edmctl.errors import UserError
 
 app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2, the training ladder of Table 2.",
@@ -58,7 +59,7 @@ def render_ladder(result) -> None:
         cells = ("-",) * (len(result.measures) + 1) if knee is None else (
             str(knee.nfe), *(f"{knee.values[m]:.3g}" for m in result.measures))
         table.add_row(curve.label, *cells)
-    out.print(table)
+    print_table(table)
     out.print(paper_order_line(result), highlight=False)
 
 
@@ -129,15 +130,14 @@ def render_training_ladder(result) -> None:
 
     table = Table(title=f"{result.family} training ladder (EDM Table 2) at {result.budget_kimg:g} kimg on "
                         f"{result.base}; {result.metric}", title_justify="left")
-    for name in ("config", "Table 2 row", "what changed", "held at base", "loss", result.metric, "run"):
+    for name in ("config", "loss", result.metric, "run", "Table 2 row", "what changed", "held at base"):
         table.add_column(name, justify="right" if name in ("loss", result.metric) else "left")
     for rung in result.rungs:
         shown = "-" if rung.value is None else f"{rung.value:.4g}"
-        table.add_row(rung.config, rung.title, _changes(rung, result.family),
-                      ", ".join(rung.held) or "-",
-                      "-" if rung.loss is None else f"{rung.loss:.4g}",
-                      shown if rung.status == "done" else f"{rung.status}: {rung.error}", f"run{rung.run_id}")
-    out.print(table)
+        table.add_row(rung.config, "-" if rung.loss is None else f"{rung.loss:.4g}",
+                      shown if rung.status == "done" else f"{rung.status}: {rung.error}", f"run{rung.run_id}",
+                      rung.title, _changes(rung, result.family), ", ".join(rung.held) or "-")
+    print_table(table)  # the measures first: a narrow terminal leaves out the descriptions on the right
 
 
 @app.command("training")

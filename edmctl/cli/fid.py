@@ -99,7 +99,7 @@ def measure(
                                                                    f"else inception). {DETECTOR_IS_CODE}")] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode. Default: eval.protocol for a run, else edm.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Images per batch (default: eval.batch for a run, else 64).")] = None,
-    solver: sampler_flag("--solver", "euler, heun, dpm2, lms or dpmpp-2m", str) = None,
+    solver: sampler_flag("--solver", "ODE solver", str) = None,
     steps: sampler_flag("--steps", "Number of noise levels N", int) = None,
     s_churn: sampler_flag("--s-churn", "S_churn") = None,
     s_tmin: sampler_flag("--s-tmin", "S_tmin") = None,

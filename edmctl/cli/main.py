@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from edmctl import threads
-from edmctl.cli import ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, sample, steps, sweep, train
+from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
+                        train)
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -27,27 +28,55 @@ app = typer.Typer(
 )
 
 
+def version_text() -> str:
+    """`edmctl 0.1.0 (git 1a2b3c4d5e6f, modified)`: the installed version, and the commit of the checkout edmctl
+    runs from where it is one (the registry's own reading of it)."""
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    from edmctl.registry.environment import find_repo, git_state
+
+    try:
+        text = f"edmctl {version('edmctl')}"
+    except PackageNotFoundError:
+        text = "edmctl (not installed: run from a source tree)"
+    repo = find_repo(Path(__file__).resolve().parent)
+    commit, diff = git_state(repo) if repo is not None else (None, b"")
+    return text + (f" (git {commit[:12]}{', modified' if diff else ''})" if commit else "")
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        print(version_text())
+        raise typer.Exit()
+
 
 @app.callback()
-def options(
+def root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version (and git commit) and exit.")] = False,
     threads_: Annotated[int | None, typer.Option(
         "--threads", min=1, max=threads.MAX, metavar="N", show_default=False,
         help=f"CPU threads for torch, here and in the processes edmctl starts (default: EDMCTL_THREADS, else "
              f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
 ) -> None:
+    """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
     threads.use(threads.requested(threads_))
 
 
-for module in (demo, train, sample, steps, fid, sweep, ablate, runs, plot, reproduce, recipe, dataset, imports):
+for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
     module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this in-process)."""
     from edmctl.cli.common import err, print_error
+    from edmctl.cli.help import readable
 
     try:
-        app(args=argv, prog_name="edmctl")  # click's standalone mode: usage errors exit 2
+        command = typer.main.get_command(app)
+        readable(command)
+        command(args=argv, prog_name="edmctl")  # click's standalone mode: usage errors exit 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (UserError, CheckFailed) as e:

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error
+from edmctl.cli.tables import print_table
 
 recipe_app = typer.Typer(help="Show and validate recipes.", no_args_is_help=True)
 
@@ -31,7 +32,7 @@ def show(
         for section, fields in doc["recipe"].items():
             for name, value in fields.items():
                 table.add_row(f"{section}.{name}", repr(value) if isinstance(value, str) else str(value))
-        out.print(table)
+        print_table(table)
 
     emit(doc, as_json, render)
 

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, emit, out, styled
+from edmctl.cli.tables import print_table
 from edmctl.errors import CheckFailed
 
 
@@ -25,7 +26,7 @@ def reproduce(
             table.add_column(column)
         for c in verdict.checks:
             table.add_row(c.name, c.tolerance, styled("match", "green") if c.ok else styled("MISMATCH", "red"), c.detail)
-        out.print(table)
+        print_table(table)
         for note in verdict.notes:
             out.print(f"note: {note}", highlight=False)
         out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)

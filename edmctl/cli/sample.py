@@ -24,16 +24,16 @@ def sampler_flag(flag: str, help: str, kind=float):
 
 def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
     """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
-    skipped); a flag and a `--set` of the same field is a UserError."""
-    from edmctl.recipe.load import check_flag_conflicts
+    skipped, each naming its flag in errors); a flag and a `--set` of the same field is a UserError."""
+    from edmctl.recipe.load import FlagOverride, check_flag_conflicts
 
-    check_flag_conflicts({f"sampler.{name}": (f"--{name.replace('_', '-')}", value) for name, value in fields.items()},
-                         overrides)
+    flag = {name: f"--{name.replace('_', '-')}" for name in fields}
+    check_flag_conflicts({f"sampler.{name}": (flag[name], value) for name, value in fields.items()}, overrides)
     result = list(overrides)
     for name, value in fields.items():
         if value is not None:
             text = json.dumps(value) if isinstance(value, str) else repr(value)  # repr: 0.001, inf; TOML reads both
-            result.append(f"sampler.{name}={text}")
+            result.append(FlagOverride(f"sampler.{name}={text}", f"{flag[name]} {value}"))
     return result
 
 
@@ -62,7 +62,7 @@ def sample(
     model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
-    solver: sampler_flag("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
+    solver: sampler_flag("--solver", "ODE solver", str) = None,
     disc: sampler_flag("--disc", "Time-step discretization {σ_i}", str) = None,
     schedule: sampler_flag("--schedule", "Noise schedule σ(t)", str) = None,
     scaling: sampler_flag("--scaling", "Signal scaling s(t)", str) = None,

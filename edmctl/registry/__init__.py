@@ -21,8 +21,9 @@ Record a run (every command does this around its work)::
   KeyboardInterrupt or SIGTERM (SIGTERM raises `Terminated`, a KeyboardInterrupt, while the run is open).
   If the body raises `edmctl.errors.UserError`, the run's row, records and folder are removed (nothing
   half-done is recorded) and the error propagates.
-- Artifact kinds: checkpoint, samples, stats, plot, log, env. A folder artifact is hashed over its sorted
-  file names and file hashes (`run.content_hash`), so `reproduce` can compare sample folders bitwise.
+- Artifact kinds: checkpoint, grid (a sample grid during training), samples, stats, plot, log, env, recipe. A
+  folder artifact is hashed over its sorted file names and file hashes (`run.content_hash`), so `reproduce` can
+  compare sample folders bitwise.
 
 Queue runs to start later (a sweep's trials; see `queue.py`)::
 

@@ -2,9 +2,11 @@
 settings that change how results round, `numerics.*`, among them), with a note on what most likely explains a
 difference in results."""
 
-from typing import Any
+from typing import Any, Callable
 
 from edmctl.registry.store import Registry
+
+Applies = Callable[[str, dict[str, Any], str], bool]  # (kind, recipe, dotted field) -> does the field shape the run
 
 ENVIRONMENT_FIELDS = ("git_commit", "git_dirty", "torch_version", "cuda_version", "devices", "world_size",
                       "python_version", "packages_hash", "host")
@@ -48,22 +50,28 @@ def notes(labels: list[str], environments: list[dict[str, Any]]) -> list[str]:
             f"likely cause of a failed reproduction (`edmctl reproduce` uses the recorded count)."]
 
 
-def compare(registry: Registry, refs: list[str | int], all_fields: bool = False) -> dict[str, Any]:
-    """{"runs": [labels], "recipe": {field: values}, "metrics": {key: latest values}, "environment": {...},
+def compare(registry: Registry, refs: list[str | int], all_fields: bool = False,
+            applies: Applies = lambda kind, recipe, field: True) -> dict[str, Any]:
+    """{"runs": [labels], "model": [...], "recipe": {field: values}, "metrics": {key: latest values}, "environment": {...},
     "notes": [sentences]}.
 
-    Recipe and environment rows list only what differs (all rows with `all_fields`); metrics list every key.
+    Recipe fields are those that `applies` to each run's kind and recipe (e.g. a sample run's solver's own), None
+    for a run they do not apply to. Recipe and environment rows list only what differs (all rows with
+    `all_fields`); metrics list every key. `model` is what a run sampled from (None for runs without one).
     """
     records = [registry.get(ref) for ref in refs]
     latest = registry.latest_values([r.id for r in records])
     environments = [environment(r) for r in records]
     metric_columns = [latest[r.id] for r in records]
+    recipes = [{name: value for name, value in flatten(r.recipe).items() if applies(r.kind, r.recipe, name)}
+               for r in records]
     return {
         "runs": [r.label for r in records],
         "kind": [r.kind for r in records],
         "status": [r.status for r in records],
+        "model": [r.extra.get("model") for r in records],
         "recipe_hash": [r.recipe_hash for r in records],
-        "recipe": _rows([flatten(r.recipe) for r in records], all_fields),
+        "recipe": _rows(recipes, all_fields),
         "metrics": _rows(metric_columns, all_fields=True),
         "environment": _rows(environments, all_fields),
         "notes": notes([r.label for r in records], environments),

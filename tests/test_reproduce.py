@@ -60,7 +60,8 @@ def test_unknown_run_and_unsupported_kind_exit_2(home, capsys):
     capsys.readouterr()
     assert main(["reproduce", "latest"]) == 0  # latest is the sample run
     capsys.readouterr()
-    assert main(["reproduce", "latest"]) == 2  # now latest is a reproduce run: not reproducible itself
+    reproduction = Registry().latest(kind="reproduce")  # the newest run now; `latest` still means the sample run
+    assert main(["reproduce", reproduction.label]) == 2  # a reproduce run is not reproducible itself
     assert "edmctl can reproduce sample, train, fid, import runs" in capsys.readouterr().err
 
 

@@ -101,7 +101,8 @@ def test_bad_input_exits_2_and_writes_nothing(home, mixture_npz, tmp_path, capsy
 
 def test_no_model_and_no_training_run_is_a_clear_error(home, capsys):
     assert main(["sample", "--seeds", "0"]) == 2
-    assert "no trained model in the registry; pass --model ideal:digits" in capsys.readouterr().err
+    assert "no finished training or import run outside sweeps and ablations in the registry; pass --model ideal:digits" \
+        in capsys.readouterr().err
     assert not home.exists()
 
 

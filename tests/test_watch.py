@@ -3,6 +3,7 @@ files readable by TensorBoard's own reader, all of it without changing a bit of 
 resumed after kill -9 continuing every series with no point twice and none dropped."""
 
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -110,6 +111,16 @@ def test_tensorboard_events_carry_the_registrys_series_and_the_grids(watched, ca
     assert doc["command"] == f"tensorboard --logdir_spec run1:{doc['logdirs']['run1']}"
     assert main(["runs", "tensorboard", "run2"]) == 2  # trained without training.tensorboard
     assert "run2 wrote no TensorBoard events" in capsys.readouterr().err
+
+
+def test_the_docs_script_draws_the_grids_over_training(watched, tmp_path):
+    spec = importlib.util.spec_from_file_location("make_training_pictures", ROOT / "docs" / "make_training_pictures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    registry = Registry()
+    path = script.grid_strip(registry, registry.get("run1"), tmp_path / "grids.png", count=3)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 2 * image.size[1] > 300
 
 
 def test_watching_a_run_does_not_change_its_bits(watched):

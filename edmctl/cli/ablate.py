@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files
 from edmctl.cli.tables import print_table
 from edmctl.errors import UserError
 
@@ -74,7 +74,7 @@ def paper_order_line(result) -> str:
 
 @app.command("sampler")
 def sampler(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
     family: Annotated[str | None, typer.Option("--family", help="vp, ve or iddpm: whose original sampler starts the ladder (default: the run's precond kind, else vp).")] = None,
     nfe_max: Annotated[int, typer.Option("--nfe-max", min=2, help="Largest NFE of every curve.")] = 128,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the initial noise, e.g. 0-63 (FID models: images per point).")] = "0-63",
@@ -114,8 +114,16 @@ def sampler(
         run.update(ladder=result.as_dict(), model=spec)
         run_id = run.id
 
-    emit({"run": f"run{run_id}", **result.as_dict()}, as_json, lambda: (render_ladder(result), out.print(
-        f"plot: {run.dir / 'sampler_ladder.png'}  (run{run_id})", highlight=False)))
+    files = written(run_id)
+    emit({"run": f"run{run_id}", **result.as_dict(), "files": [str(f) for f in files]}, as_json,
+         lambda: (render_ladder(result), print_files(files)))
+
+
+def written(run_id: int) -> list:
+    """The files an ablation wrote: its plot and its configs' snapshots (`Registry.outputs`)."""
+    from edmctl.registry import Registry
+
+    return Registry().outputs(run_id)
 
 
 def _changes(rung, family: str) -> str:
@@ -160,8 +168,9 @@ def training(
         err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
 
     result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
-    emit(result.as_dict(), as_json, lambda: (render_training_ladder(result), out.print(
-        f"plot: {result.plot}  (run{result.run_id})", highlight=False)))
+    files = written(result.run_id)
+    emit({**result.as_dict(), "files": [str(f) for f in files]}, as_json,
+         lambda: (render_training_ladder(result), print_files(files)))
     if result.failed:
         raise CheckFailed(f"{len(result.failed)} of {len(result.rungs)} configs failed: "
                           + "; ".join(f"{r.config}: {r.error}" for r in result.failed))

@@ -53,6 +53,29 @@ def print_error(message: object, label: str = "error:", style: str = "bold red")
     err.print(styled(label, style), str(message), highlight=False)
 
 
+def print_warning(message: object) -> None:
+    print_error(message, label="warning:", style="yellow")
+
+
+def file_lines(files: Sequence[Any]) -> list[str]:
+    """The files a command wrote as lines: three or more files of one folder whose names differ only in their
+    digits (`000000.png` … `000063.png`, snapshots) as one line `FIRST … LAST (N files)`, the others one a line."""
+    import re
+    from pathlib import Path
+
+    groups: dict[tuple, list[Path]] = {}
+    for file in map(Path, files):
+        groups.setdefault((file.parent, re.sub(r"\d+", "#", file.name)), []).append(file)
+    return [line for group in groups.values() for line in (
+        [f"{group[0]} … {group[-1].name} ({len(group)} files)"] if len(group) >= 3 else map(str, group))]
+
+
+def print_files(files: Sequence[Any], label: str = "wrote") -> None:
+    """`wrote PATH` on stdout for every file a command wrote (`file_lines`); `--json` lists them as `files`."""
+    for line in file_lines(files):
+        out.print(f"{label} {line}", highlight=False)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # inf/nan are not JSON: "inf", "-inf", "nan"

@@ -29,7 +29,7 @@ def plot(
 ) -> None:
     """Curves of logged metrics against kimg; a resumed run continues its parent's curves."""
     path = write_curves(runs, out_path, metric)
-    emit({"runs": runs, "metric": metric, "plot": str(path)}, as_json, lambda: out.print(f"plot: {path}", highlight=False))
+    emit({"runs": runs, "metric": metric, "plot": str(path), "files": [str(path)]}, as_json, lambda: out.print(f"plot: {path}", highlight=False))
 
 
 def tensorboard(

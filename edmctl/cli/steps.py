@@ -42,7 +42,7 @@ def reference_from_run(ref: str, model_spec: str):
     from edmctl.registry import Registry
 
     registry = Registry()
-    record = registry.get(ref)
+    record = registry.get(ref, kind="sample")
     if record.kind != "sample" or record.extra.get("model") != model_spec:
         raise UserError(f"--reference {ref}: needs a sample run of --model {model_spec!r} "
                         f"({record.label} is a {record.kind} run of {record.extra.get('model')!r}).")

@@ -94,15 +94,14 @@ def train(
 
 
 def _print_dry_run(doc: dict) -> None:
+    """The resolved recipe as a loadable TOML file, the measurement in its comments."""
+    from edmctl.recipe.write import recipe_toml
 
-    for section, fields in doc["recipe"].items():
-        out.print(f"[{section}]", highlight=False, markup=False)
-        for name, value in fields.items():
-            out.print(f"{name} = {value!r}", highlight=False, markup=False)
     minutes = doc["seconds_per_kimg"] * doc["duration_kimg"] / 60
-    out.print(f"\n{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; "
-              f"{doc['seconds_per_kimg']:.2f} s/kimg measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg",
-              highlight=False)
+    print(recipe_toml(doc["recipe"], [
+        f"edmctl train --dry-run: the resolved recipe, sha256 {doc['recipe_hash']}",
+        f"{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; {doc['seconds_per_kimg']:.2f} s/kimg "
+        f"measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg"]), end="")
 
 
 def register(app: typer.Typer) -> None:

@@ -89,6 +89,16 @@ def _torchscript(path: Path, protocol: str, device: torch.device) -> Detector:
 
 DETECTORS: dict[str, Callable[[str, torch.device], Detector]] = {"inception": _inception, "pixels": _pixels}
 
+# KID's kernel k(x, y) = (xᵀy/d + 1)³ is made for features of order one, as Inception's pool3 features are. Raw
+# pixels (0..255) make xᵀy/d ~ 10⁴ and k ~ 10¹²: an MMD of sixth powers of norms whose estimate swings by ±10¹⁰.
+# KID sees pixels in [0, 1] (k in [1, 8]); FD keeps the detector's own features (its references stay valid).
+KID_SCALES = {"pixels": 1 / 255}
+
+
+def kid_scale(meta: dict) -> float:
+    """The factor KID multiplies the features of the detector `meta` describes by (`KID_SCALES`, else 1)."""
+    return KID_SCALES.get(meta.get("detector_kind"), 1.0)
+
 
 def load_detector(spec: str, protocol: str = "edm", device: str | torch.device = "cpu") -> Detector:
     """A detector by table name (`inception`, `pixels`) or TorchScript path, for `protocol` (`edm` or `clean`)."""

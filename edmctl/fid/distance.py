@@ -22,6 +22,7 @@ def frechet_distance(a: Stats, b: Stats) -> float:
         # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
         # regularises sigma itself when the square root is not finite, so scipy's warning tells the user nothing.
         warnings.simplefilter("ignore", category=_linalg_warning())
+        warnings.simplefilter("ignore", RuntimeWarning)  # sqrtm's error estimate divides by |Σ_aΣ_b| = 0 (identical images)
         try:
             return float(clean_fid().frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
         except ValueError:  # sqrtm(Σ_a Σ_b) kept an imaginary part: singular covariances (fewer images than features)
@@ -48,13 +49,16 @@ def _seeded_numpy(seed: int):
         np.random.set_state(state)
 
 
-def kernel_distance(a: Stats, b: Stats, seed: int = 0) -> float | None:
-    """KID (Binkowski et al. 2018) by clean-fid on the two KID reservoirs; None when either side has none.
+def kernel_distance(a: Stats, b: Stats, seed: int = 0, scale: float = 1.0) -> float | None:
+    """KID (Bińkowski et al. 2018) by clean-fid on the two KID reservoirs, the features times `scale`; None when
+    either side has fewer than 2.
 
+    KID is the unbiased MMD² with the kernel k(x, y) = (xᵀy/d + 1)³, d the feature dimension, a kernel made for
+    features of order one (Inception's pool3); `scale` brings other features there (`detectors.kid_scale`).
     clean-fid averages 100 subsets of min(|a|, |b|, 1000) features; drawing those from a uniform reservoir
     instead of the full set is still a uniform draw, so the estimate keeps its meaning.
     """
     if a.feats is None or b.feats is None or min(len(a.feats), len(b.feats)) < 2:
         return None
     with _seeded_numpy(seed):
-        return float(clean_fid().kernel_distance(a.feats, b.feats))
+        return float(clean_fid().kernel_distance(a.feats * scale, b.feats * scale))

@@ -53,11 +53,11 @@ class Verdict:
 
 
 def reproduce(ref: str, registry=None) -> Verdict:
-    """Re-run `ref` (run12, 12, latest) and compare; raises UserError for a run that cannot be reproduced."""
+    """Re-run `ref` (run12, 12, latest: the newest run of a kind it can reproduce) and compare; raises UserError for a run that cannot be reproduced."""
     from edmctl.registry import Registry, open_run
 
     registry = registry or Registry()
-    record = registry.get(ref)
+    record = registry.get(ref, kind=tuple(REPRODUCERS))
     if record.kind not in REPRODUCERS:
         raise UserError(f"{record.label} is a {record.kind} run; edmctl can reproduce {', '.join(REPRODUCERS)} runs.")
     if record.status != "done":

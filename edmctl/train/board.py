@@ -69,7 +69,8 @@ class Board:
             for step, value in series(registry, record, key):
                 self.writer.add_scalar(key, value, global_step=step)
         for step, path in grids(registry, record):
-            self.grid(path, step)
+            if path.is_file():  # a grid deleted by hand is left out, not a failed training
+                self.grid(path, step)
         self.writer.flush()
 
     def close(self) -> None:
@@ -82,7 +83,7 @@ def tensorboard_command(registry, refs: list[str]) -> tuple[str, dict[str, str]]
     require_tensorboard("edmctl runs tensorboard")
     logdirs = {}
     for ref in refs:
-        record = registry.get(ref)
+        record = registry.get(ref, kind="train")
         folder = board_dir(registry.run_dir(record.id)).resolve()
         if not folder.is_dir():
             raise UserError(f"{record.label} wrote no TensorBoard events; train with --set training.tensorboard=true "

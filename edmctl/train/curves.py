@@ -108,7 +108,7 @@ def plot_runs(registry, refs: list[str], path: Path | None = None, metric: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [registry.get(ref) for ref in refs]
+    records = [registry.get(ref, kind="train") for ref in refs]
     if metric is None and len(records) > 1:
         metric = "loss"
     rows, columns = (1, 1) if metric else (2, 3)

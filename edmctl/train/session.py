@@ -50,7 +50,7 @@ def resume_point(ref: str) -> tuple[object, dict]:
     registry = Registry()
     if not registry.exists:
         raise UserError(f"cannot resume {ref}: there is no registry at {registry.home}.")
-    record = registry.get(ref)
+    record = registry.get(ref, kind="train")
     path, sha256 = latest_snapshot(registry, record)
     return record, load_snapshot(path, sha256)
 

@@ -43,6 +43,7 @@ class Benchmark:
     quick: list[str]
     parse: Callable[[str], list[Row]]  # the headline rows from the benchmark's output
     one_thread: bool = True
+    needs: str | None = None  # an environment variable without which the benchmark is skipped
 
     def command(self, quick: bool) -> list[str]:
         return [sys.executable, "-u", str(ROOT / "bench" / f"{self.name}.py"), *(self.quick if quick else self.full)]
@@ -108,6 +109,30 @@ def sweep_rows(output: str) -> list[Row]:
     return rows
 
 
+def startup_rows(output: str) -> list[Row]:
+    rows = []
+    for command, median, low, high in _number(r"^(edmctl .+?)\s{2,}median ([\d.]+) s \(spread ([\d.]+)\.\.([\d.]+)\)", output):
+        target = "<= 0.15 s" if command == "edmctl --help" else "-"
+        rows.append(Row(command, f"{median} s ({low}..{high})", target,
+                        float(median) <= 0.15 if command == "edmctl --help" else None))
+    return rows
+
+
+VS_NVLABS = (  # (the output line's start, its target, whether a median meets it): edmctl ÷ NVlabs
+    ("sampling .* CPU seconds", "<= 0.97", lambda median: median <= 0.97),
+    ("training CPU images/s", ">= 1.03", lambda median: median >= 1.03),
+    ("training peak memory growth", "<= 1", lambda median: median <= 1),
+)
+
+
+def vs_nvlabs_rows(output: str) -> list[Row]:
+    rows = []
+    for start, target, met in VS_NVLABS:
+        (what, median, low, high), = _number(rf"^({start}) .*?: median ([\d.]+) \(spread ([\d.]+)\.\.([\d.]+)", output)
+        rows.append(Row(f"edmctl / NVlabs {what}", f"{median} ({low}..{high})", target, met(float(median))))
+    return rows
+
+
 def sweep_show_rows(output: str) -> list[Row]:
     (trials, query, whole), = _number(r"sweep show, (\d+) trials: query ([\d.]+) s, command with rendering ([\d.]+) s", output)
     return [Row(f"edmctl sweep show, {trials} trials (query {query} s)", f"{float(whole):.3f} s", "< 1 s", float(whole) < 1.0)]
@@ -141,11 +166,19 @@ BENCHMARKS = [
               [], ["--trials", "8"], sweep_rows),
     Benchmark("sweep_show", "edmctl sweep show seconds on a big sweep (query + rendering)",
               [], ["--trials", "2000"], sweep_show_rows),
+    Benchmark("startup", "seconds to --help and to the first denoiser call of `edmctl sample`",
+              [], ["--repeats", "3"], startup_rows),
+    Benchmark("vs_nvlabs", "edmctl / NVlabs/edm: sampling, training images/s, training memory (needs EDM_SRC)",
+              [], ["--repeats", "3", "--batch", "32"], vs_nvlabs_rows, needs="EDM_SRC"),
 ]
 
 
 def run(bench: Benchmark, quick: bool) -> tuple[list[Row], float, str | None]:
-    """Run one benchmark, echoing its output line by line; (headline rows, seconds, error or None)."""
+    """Run one benchmark, echoing its output line by line; (headline rows, seconds, error or None). One that
+    needs an unset environment variable is skipped: a row saying so, not an error."""
+    if bench.needs and not os.environ.get(bench.needs):
+        print(f"\n=== {bench.name}: skipped, {bench.needs} is not set", flush=True)
+        return [Row(f"skipped: set {bench.needs} to run it", "-")], 0.0, None
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if bench.one_thread:
         env["OMP_NUM_THREADS"] = "1"

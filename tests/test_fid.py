@@ -288,6 +288,7 @@ def test_fid_of_a_folder_against_its_own_stats_is_zero_and_recorded(env, capsys,
     doc = json.loads(out)
     assert code == 0 and abs(doc["fid"]) < 1e-8 and doc["kid"] is not None
     [run] = _fid_runs(env["tmp"] / "home")
+    assert doc["files"] == [str(env["tmp"] / "home" / f"run{run.id}" / "stats.npz")]
     from edmctl.registry import Registry
 
     reg = Registry(env["tmp"] / "home")

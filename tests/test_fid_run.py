@@ -72,3 +72,11 @@ def test_text_output_shows_kid_and_warns_about_fewer_images_than_features(traine
     kid = float(printed.out.split("KID ")[1].split()[0])
     assert -1 < kid < 8  # pixels in [0, 1]: the cubic kernel lies in [1, 8]
     assert "warning: 12 measured images for 64-dimensional features" in printed.err  # digits: 8 x 8 pixels
+
+
+def test_latest_is_the_newest_model_run_not_the_newest_fid_run(trained, capsys):
+    home, ref = trained
+    args = ["--ref", str(ref), "--detector", "pixels", "--num", "4", "--repeats", "1", "--json"]
+    assert run_json(capsys, ["fid", "run1", *args])[0] == 0  # the newest run is now a fid run
+    code, doc = run_json(capsys, ["fid", "latest", *args])
+    assert code == 0 and doc["measured"] == "run1"

@@ -130,6 +130,7 @@ def test_ablate_sampler_on_a_pickle(home, capsys, tmp_path):
                             "--seeds", "0-3", "--set", "eval.detector=pixels", "--set", f"eval.ref={json.dumps(str(ref))}"])
     assert doc["metric"] == "fd" and doc["curves"]
     assert Registry().get(doc["run"]).parent_id == Registry().list(kind="import")[0].id
+    assert doc["files"] == [str(Registry().run_dir(int(doc["run"][3:])) / "sampler_ladder.png")]
 
 
 def planted(monkeypatch, meta_or_obj) -> bytes:

@@ -174,7 +174,8 @@ def test_dry_run_measures_and_writes_nothing(home, capsys):
 
 def test_sample_without_model_uses_the_newest_training_run_and_its_sampler(home, capsys):
     assert main(["train", str(ROOT / "recipes/digits.toml"), *sets(*TINY, "sampler.steps=4")]) == 0
-    capsys.readouterr()
+    snapshots = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"wrote {home / 'run1'}")]
+    assert snapshots and all(".pt" in line for line in snapshots)  # every file it wrote: its snapshots
     assert main(["sample", "--seeds", "0-1", "--json"]) == 0
     import json
 

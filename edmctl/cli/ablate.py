@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files, run_outputs
 from edmctl.cli.tables import print_table
 from edmctl.errors import UserError
 
@@ -114,16 +114,9 @@ def sampler(
         run.update(ladder=result.as_dict(), model=spec)
         run_id = run.id
 
-    files = written(run_id)
+    files = run_outputs(run_id)
     emit({"run": f"run{run_id}", **result.as_dict(), "files": [str(f) for f in files]}, as_json,
          lambda: (render_ladder(result), print_files(files)))
-
-
-def written(run_id: int) -> list:
-    """The files an ablation wrote: its plot and its configs' snapshots (`Registry.outputs`)."""
-    from edmctl.registry import Registry
-
-    return Registry().outputs(run_id)
 
 
 def _changes(rung, family: str) -> str:
@@ -148,6 +141,12 @@ def render_training_ladder(result) -> None:
     print_table(table)  # the measures first: a narrow terminal leaves out the descriptions on the right
 
 
+def print_rung(rung) -> None:
+    """`config B (...): done  loss 0.4361  3.142` on stderr: numbers to 4 significant digits, "-" when missing."""
+    loss, value = ("-" if v is None else f"{v:.4g}" for v in (rung.loss, rung.value))
+    err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {loss}  {value}", highlight=False)
+
+
 @app.command("training")
 def training(
     base: Annotated[Path, typer.Option("--base", help="The recipe giving scale and data (e.g. recipes/digits.toml); the ladder gives the design choices.")],
@@ -163,12 +162,8 @@ def training(
     from edmctl.errors import CheckFailed
     from edmctl.sweep.training_ladder import training_ladder
 
-    def progress(rung) -> None:
-        value = "-" if rung.value is None else f"{rung.value:.4g}"
-        err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
-
-    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
-    files = written(result.run_id)
+    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=print_rung)
+    files = run_outputs(result.run_id)  # the plot and the configs' snapshots
     emit({**result.as_dict(), "files": [str(f) for f in files]}, as_json,
          lambda: (render_training_ladder(result), print_files(files)))
     if result.failed:

@@ -5,8 +5,6 @@
 then call the `edmctl.fid` library; a measured value is recorded in the registry as a `fid` run.
 """
 
-import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -56,6 +54,9 @@ def _device(device: str | None) -> str:
 
 
 def _recipe_hash(recipe: dict) -> str:
+    import hashlib
+    import json
+
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 

@@ -225,6 +225,7 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
+        doc["files"] = [doc["plot"]]  # what `show` wrote, as every command that writes lists it
     emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
 
 

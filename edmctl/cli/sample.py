@@ -4,7 +4,6 @@ The sampler flags are aliases of recipe fields: `--steps 32` is `--set sampler.s
 schema (its defaults and allowed values are the only ones). Every input is checked before the run is opened.
 """
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +23,8 @@ def sampler_flag(flag: str, help: str, kind=float):
 def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
     """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
     skipped, each naming its flag in errors); a flag and a `--set` of the same field is a UserError."""
+    import json
+
     from edmctl.recipe.load import FlagOverride, check_flag_conflicts
 
     flag = {name: f"--{name.replace('_', '-')}" for name in fields}

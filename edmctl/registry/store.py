@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import cast, func, literal, or_, update
+from sqlalchemy import String, TypeDecorator, cast, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -347,11 +347,25 @@ def _where_clause(dialect: str, name: str, value: Any):
         raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
     if isinstance(value, str):
         value = parse_value(value)
-    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     if name in RUN_COLUMNS and not name.endswith("_json"):
-        return getattr(RunRecord, name) == value
+        return _column_equals(RunRecord.__table__.c[name], value)
+    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
     return JSON_EQUALS[dialect](column, path.split("."), value)
+
+
+def _column_equals(column, value: Any):
+    """`column == value` with the value of the column's type (`--where name=18` is the name "18", as SQLite
+    compares a text column), so a server that types strictly answers alike; a value of another type is a UserError."""
+    if value is None:
+        return column.is_(None)
+    sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type  # SQLModel's AutoString
+    if isinstance(sql_type, String):
+        return column == (value if isinstance(value, str) else json.dumps(value))
+    kind = sql_type.python_type  # bool, int or float
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float)):
+        raise UserError(f"--where {column.name} takes a {kind.__name__} value, not {value!r}.")
+    return column == value
 
 
 def _sqlite_json_equals(column, path: list[str], value: Any):

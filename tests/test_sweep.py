@@ -232,9 +232,9 @@ def _sweep_process(path: str, home: str, log: str, barrier, codes) -> None:
     codes.put(main(["sweep", path, "--jobs", "1"]))
 
 
-def test_concurrent_sweeps_of_one_file_share_the_work_and_run_each_trial_once(tmp_path, home):
+def test_concurrent_sweeps_of_one_file_share_the_work_and_run_each_trial_once(tmp_path, home, registry_backend):
     """Severe bug 2: three `edmctl sweep` of the same file at once record one sweep and one row per trial, and
-    every trial runs exactly once (find-or-create and claiming are each one write transaction)."""
+    every trial runs exactly once (find-or-create and claiming each lock what they decide on), on each backend."""
     import multiprocessing
 
     from edmctl.sweep.trials import cached_model

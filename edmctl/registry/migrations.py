@@ -19,7 +19,6 @@ History:
 import fcntl
 import sqlite3
 import time
-import uuid
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,7 +27,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from edmctl.errors import UserError
 from edmctl.registry import db
-from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta, dump_json, load_json
+from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta, dump_json, load_json, new_uid
 
 _ready: set[tuple[str, int]] = set()
 
@@ -59,7 +58,7 @@ def _upgrade_v3_to_v4(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN uid VARCHAR"))
     ids = conn.execute(text("SELECT id FROM runs")).scalars().all()
     if ids:
-        conn.execute(text("UPDATE runs SET uid = :uid WHERE id = :id"), [{"uid": uuid.uuid4().hex, "id": i} for i in ids])
+        conn.execute(text("UPDATE runs SET uid = :uid WHERE id = :id"), [{"uid": new_uid(), "id": i} for i in ids])
     conn.execute(text("CREATE UNIQUE INDEX ix_runs_uid ON runs (uid)"))
 
 

@@ -3,7 +3,6 @@ transaction holding the write lock)."""
 
 import json
 import time
-import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +21,7 @@ def request_columns(kind: str, status: str, recipe: dict[str, Any] | None = None
                     seeds=(), argv=None, parent_id: int | None = None, name: str | None = None,
                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The columns of a new run that say what was asked (recipe, seeds, argv, parent, name, extra) as stored."""
-    return {"uid": uuid.uuid4().hex, "kind": kind, "status": status, "name": name, "parent_id": parent_id,
+    return {"kind": kind, "status": status, "name": name, "parent_id": parent_id,
             "recipe_json": dump_json(recipe or {}, sort_keys=True), "recipe_hash": recipe_hash,
             "seeds_json": json.dumps([int(s) for s in seeds]), "argv_json": json.dumps(list(argv or [])),
             "created": time.time(), "extra_json": dump_json(extra or {})}

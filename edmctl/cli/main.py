@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from edmctl import threads
 from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
                         train)
 from edmctl.errors import CheckFailed, Interrupted, UserError
@@ -54,9 +55,16 @@ def _print_version(given: bool) -> None:
 
 
 @app.callback()
-def root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                               help="Print the version (and git commit) and exit.")] = False) -> None:
+def root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version (and git commit) and exit.")] = False,
+    threads_: Annotated[int | None, typer.Option(
+        "--threads", min=1, max=threads.MAX, metavar="N", show_default=False,
+        help=f"CPU threads for torch, here and in the processes edmctl starts (default: EDMCTL_THREADS, else "
+             f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
+) -> None:
     """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
+    threads.use(threads.requested(threads_))
 
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):

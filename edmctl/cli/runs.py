@@ -295,7 +295,13 @@ def compare(
     if len(runs_) < 2:
         raise UserError("compare needs at least two runs, e.g. `edmctl compare run12 run17`.")
     doc = compare_runs(registry(), runs_, all_fields=all_fields, applies=field_applies)
-    emit(doc, as_json, lambda: print_table(compare_table(doc, all_fields)))
+
+    def render() -> None:
+        print_table(compare_table(doc, all_fields))
+        for note in doc["notes"]:
+            out.print(f"note: {note}", highlight=False)
+
+    emit(doc, as_json, render)
 
 
 def compare_table(doc: dict[str, Any], all_fields: bool):

@@ -5,6 +5,7 @@
     executor = slurm_executor(folder, request, cpus_per_task=4, gpus_per_node=1)
     jobs = submit_array(executor, fn, n=8, args=(...))  # one job array: task i runs fn(*args)
     wait_until_gone(array_id)                            # until squeue no longer lists it; Ctrl-C cancels it
+    first_result(job)                                    # what task 0 returned (CheckFailed: failed or killed)
     cancel(array_id)                                     # scancel the array (its running tasks get SIGTERM)
 
 Waiting asks `squeue` (the controller), not `sacct`: accounting (slurmdbd) is optional in Slurm and missing on
@@ -94,6 +95,11 @@ def check_shared_registry(home: Path | str | None, allow_sqlite: bool) -> None:
                         "filesystem (pass --allow-sqlite if every job runs on this machine's disk).")
 
 
+def registry_env(registry) -> dict[str, str]:
+    """EDMCTL_HOME (absolute) and EDMCTL_DB_URL of `registry`: what a job sets so that it records there."""
+    return {"EDMCTL_HOME": str(registry.home.resolve()), "EDMCTL_DB_URL": registry.url}
+
+
 def slurm_executor(folder: Path, request: SlurmRequest, **resources: Any):
     """A submitit SlurmExecutor writing its pickles and logs under `folder/<job id>`; `resources` are submitit's
     Slurm parameters (cpus_per_task, gpus_per_node, nodes, ntasks_per_node, array_parallelism, ...)."""
@@ -126,6 +132,21 @@ def _submitting(work: Callable[[], Any]) -> Any:
         text = str(getattr(error, "stderr", None) or error).strip().splitlines()
         raise UserError(f"sbatch refused the job: {text[-1] if text else error}; check --partition, --time and "
                         "--slurm-option.") from None
+
+
+def first_result(job) -> Any:
+    """What task 0 of an ended job returned; CheckFailed when it raised or left no result (cancelled, out of
+    time, killed), naming its log."""
+    task = job.task(0)
+    if not task.paths.result_pickle.exists():
+        raise CheckFailed(f"Slurm job {job.job_id} ended without a result (cancelled, out of time or killed); "
+                          f"its log: {task.paths.stderr}")
+    try:
+        return task.result()
+    except submitit().core.utils.FailedJobError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise CheckFailed(f"Slurm job {job.job_id} failed: {lines[-1].strip() if lines else error}; "
+                          f"its log: {task.paths.stderr}") from None
 
 
 def array_id(job_id: str) -> str:

@@ -41,3 +41,22 @@ def tiny_training(tmp_path_factory):
     yield train
     torch.set_num_threads(threads)
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in
+    the environment; skipped when it cannot start (failed in CI, `$CI` set)."""
+    import os
+
+    from slurm_cluster import ClusterUnavailable, SlurmCluster
+
+    try:
+        with SlurmCluster.started() as cluster, pytest.MonkeyPatch.context() as patch:
+            for name, value in cluster.env.items():
+                patch.setenv(name, value)
+            yield cluster
+    except ClusterUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Slurm tests: {error}", pytrace=False)
+        pytest.skip(str(error))

@@ -1,6 +1,6 @@
 """`edmctl train RECIPE`: train the recipe's network on its data, recorded as a `train` run with metrics per tick
 and snapshots; `--resume RUN` continues a run, `--dry-run` measures without writing, `--nproc N` runs N
-processes under torchrun (DDP)."""
+processes under torchrun (DDP), `--executor slurm --nodes N` runs torchrun on N nodes of one Slurm job."""
 
 import os
 import subprocess
@@ -10,7 +10,8 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_error, progress_bar
+from edmctl.cli.slurm import AllowSqliteOpt, ExecutorOpt, PartitionOpt, SlurmOptionOpt, TimeOpt, executor_options
 from edmctl.errors import UserError
 
 
@@ -45,7 +46,7 @@ def _resolve_recipe(recipe_path: Path | None, overrides: list[str], resume: str 
 
 
 def _relaunch_args(recipe_path, overrides, resume, dry_run, as_json) -> list[str]:
-    args = [str(recipe_path)] if recipe_path is not None else []
+    args = [str(recipe_path.resolve())] if recipe_path is not None else []
     for item in overrides:
         args += ["--set", item]
     args += ["--resume", resume] if resume is not None else []
@@ -57,7 +58,15 @@ def train(
     overrides: SetOpt = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue training run RUN from its newest snapshot, as a new run with RUN as parent.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe, parameter count and measured time per kimg; write nothing.")] = False,
-    nproc: Annotated[int, typer.Option("--nproc", help="Processes on this machine (DDP under torchrun: NCCL on GPUs, gloo on CPU).")] = 1,
+    nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Processes on this machine (DDP under torchrun: NCCL on GPUs, gloo on CPU; default 1).")] = None,
+    executor: ExecutorOpt = "local",
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Slurm: nodes of the job, torchrun on each (default 1).")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", min=0, help="Slurm: GPUs per node, one process each (0: CPU processes, gloo).")] = None,
+    procs_per_node: Annotated[int | None, typer.Option("--procs-per-node", min=1, help="Slurm: processes per node (default: one per GPU; 2 without GPUs).")] = None,
+    partition: PartitionOpt = None,
+    time: TimeOpt = None,
+    slurm_option: SlurmOptionOpt = None,
+    allow_sqlite: AllowSqliteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a recipe; print the run, images trained, final loss and the last snapshot."""
@@ -65,11 +74,17 @@ def train(
     from edmctl.train.distributed import init_distributed, shutdown, torchrun_command
     from edmctl.train.session import dry_run as measure
     from edmctl.train.session import train as run_train
+    from edmctl.train.slurm import SlurmTraining
 
+    given = executor_options(executor, {"local": ("nproc",), "slurm": SlurmTraining.OPTIONS}, {
+        "nproc": nproc, "nodes": nodes, "gpus_per_node": gpus_per_node, "procs_per_node": procs_per_node,
+        "partition": partition, "time": time, "slurm_option": tuple(slurm_option or ()), "allow_sqlite": allow_sqlite})
     overrides = list(overrides or [])
     recipe = _resolve_recipe(recipe_path, overrides, resume)
-    if nproc < 1:
-        raise UserError(f"--nproc must be at least 1, got {nproc}.")
+    if executor == "slurm":
+        doc = SlurmTraining(**given).run(_relaunch_args(recipe_path, overrides, resume, dry_run, False), on_submit=_submitted)
+        return _print_outcome(doc, dry_run, as_json)
+    nproc = given.get("nproc", 1)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         command = torchrun_command(nproc, _relaunch_args(recipe_path, overrides, resume, dry_run, as_json))
         apply_to_children()  # torchrun and its workers start with edmctl's malloc settings
@@ -79,18 +94,28 @@ def train(
         if dry_run:
             doc = measure(recipe, dist, warn=_warn)
             if dist.is_main:
-                emit(doc, as_json, lambda: _print_dry_run(doc))
+                _print_outcome(doc, dry_run, as_json)
             return
         with _progress(recipe.training.duration_kimg, dist.is_main and not as_json) as progress:
             outcome = run_train(recipe, dist, resume=resume, progress=progress, warn=_warn)
     finally:
         shutdown(dist)
     if dist.is_main:
-        doc = {"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
-               "metrics": outcome.metrics, "snapshot": outcome.snapshot}
-        emit(doc, as_json, lambda: out.print(
-            f"run{outcome.run}: {outcome.nimg / 1000:g} kimg, loss {outcome.metrics.get('loss', float('nan')):.4f}, "
-            f"{outcome.parameters:,} parameters -> {outcome.snapshot}", highlight=False))
+        _print_outcome({"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
+                        "metrics": outcome.metrics, "snapshot": outcome.snapshot}, dry_run, as_json)
+
+
+def _print_outcome(doc: dict, dry_run: bool, as_json: bool) -> None:
+    if dry_run:
+        return emit(doc, as_json, lambda: _print_dry_run(doc))
+    emit(doc, as_json, lambda: out.print(
+        f"run{doc['run']}: {doc['kimg']:g} kimg, loss {doc['metrics'].get('loss', float('nan')):.4f}, "
+        f"{doc['parameters']:,} parameters -> {doc['snapshot']}", highlight=False))
+
+
+def _submitted(job) -> None:
+    err.print(f"submitted Slurm job {job.job_id}; waiting for it to end (Ctrl-C cancels it); log: {job.paths.stderr}",
+              highlight=False)
 
 
 def _print_dry_run(doc: dict) -> None:

@@ -62,15 +62,15 @@ class Local:
         return run_trials(sweep_id, settings, home, self.jobs, on_outcome)
 
 
-def run_task(sweep_id: int, settings: dict, home: str, url: str) -> list[int]:
+def run_task(sweep_id: int, settings: dict, registry_env: dict[str, str]) -> list[int]:
     """One Slurm array task, on its node: claim queued trials of the sweep and run them, one at a time with the
     task's CPUs as torch threads, until none is queued; the ids of the trials it ran."""
     import torch
 
-    os.environ["EDMCTL_DB_URL"] = url  # the submitter's registry, whatever the node's environment says
+    os.environ.update(registry_env)  # the submitter's registry, whatever the node's environment says
     torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
     device, ran = default_device(), []
-    while (outcome := execute_next(sweep_id, settings, home, device)) is not None:
+    while (outcome := execute_next(sweep_id, settings, None, device)) is not None:
         ran.append(outcome.trial_id)
     return ran
 
@@ -116,8 +116,7 @@ class Slurm:
             executor = slurm.slurm_executor(registry.run_dir(sweep_id) / "slurm", self.request(),
                                             cpus_per_task=self.cpus_per_trial, gpus_per_node=self.gpus_per_trial or None,
                                             array_parallelism=self.max_parallel or queued, job_name=f"edmctl-run{sweep_id}")
-            jobs = slurm.submit_array(executor, run_task, queued,
-                                      (sweep_id, settings, str(registry.home.resolve()), registry.url))
+            jobs = slurm.submit_array(executor, run_task, queued, (sweep_id, settings, slurm.registry_env(registry)))
             array = slurm.array_id(jobs[0].job_id)
             self.arrays.append(array)
             record_array(registry, sweep_id, array)

@@ -44,19 +44,51 @@ def tiny_training(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the whole session (tests/servers.py); skipped when it cannot start
+    (failed in CI, `$CI` set)."""
+    from servers import PostgresServer, ServerUnavailable, require
+
+    try:
+        with PostgresServer.started() as server:
+            yield server
+    except ServerUnavailable as error:
+        require(error)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a fresh, empty database on the session's server; its engines are closed after the test."""
+    from edmctl.registry import db
+
+    url = postgres_server.create_database()
+    yield url
+    db.dispose(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_backend(request, monkeypatch):
+    """Each registry test on both backends: "sqlite" (EDMCTL_DB_URL unset: registry.db in the home) and
+    "postgresql" (EDMCTL_DB_URL set to a fresh database on the session's server). The value is the URL or None."""
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("EDMCTL_DB_URL", url)
+    return url
+
+
+@pytest.fixture(scope="session")
 def slurm_cluster():
     """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in
     the environment; skipped when it cannot start (failed in CI, `$CI` set)."""
-    import os
-
-    from slurm_cluster import ClusterUnavailable, SlurmCluster
+    from servers import ServerUnavailable, require
+    from slurm_cluster import SlurmCluster
 
     try:
         with SlurmCluster.started() as cluster, pytest.MonkeyPatch.context() as patch:
             for name, value in cluster.env.items():
                 patch.setenv(name, value)
             yield cluster
-    except ClusterUnavailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Slurm tests: {error}", pytrace=False)
-        pytest.skip(str(error))
+    except ServerUnavailable as error:
+        require(error)

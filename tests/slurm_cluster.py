@@ -8,7 +8,7 @@
 Everything the cluster writes (munge key and socket, state, spool, logs) lives in its folder, on free local
 ports; the daemons run in the foreground as children of the test process (root: `SlurmUser=root`), processes are
 tracked by `proctrack/linuxproc` and tasks get no cgroup (`task/none`), so no system service or cgroup set-up is
-needed. A cluster that cannot start raises `ClusterUnavailable` naming what is missing.
+needed. A cluster that cannot start raises `ServerUnavailable` (servers.py) naming what is missing.
 """
 
 import getpass
@@ -23,20 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from servers import ServerUnavailable, free_port
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "squeue", "scancel", "sinfo", "scontrol")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
-
-
-class ClusterUnavailable(RuntimeError):
-    """The test cluster could not be started; the message says what is missing."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def slurm_conf(folder: Path, host: str, cpus: int) -> str:
@@ -72,9 +64,9 @@ class SlurmCluster:
     def started(cls) -> Iterator["SlurmCluster"]:
         missing = [tool for tool in (*DAEMONS, *COMMANDS) if shutil.which(tool) is None]
         if missing:
-            raise ClusterUnavailable(f"{', '.join(missing)} not on PATH (Debian: apt-get install slurm-wlm munge)")
+            raise ServerUnavailable(f"{', '.join(missing)} not on PATH (Debian: apt-get install slurm-wlm munge)")
         if os.geteuid() != 0:
-            raise ClusterUnavailable("the test cluster's slurmd must run as root (it starts jobs as their user)")
+            raise ServerUnavailable("the test cluster's slurmd must run as root (it starts jobs as their user)")
         cluster = cls(Path(tempfile.mkdtemp(prefix="edmctl-slurm-")))
         try:
             cluster._start()
@@ -120,7 +112,7 @@ class SlurmCluster:
         while not ready():
             exited = [d.args[0] for d in self.daemons if d.poll() is not None]
             if exited or time.monotonic() > deadline:
-                raise ClusterUnavailable(f"{what} did not start ({'exited: ' + ', '.join(exited) if exited else 'timed out'})"
+                raise ServerUnavailable(f"{what} did not start ({'exited: ' + ', '.join(exited) if exited else 'timed out'})"
                                          f"; logs: {self._logs()}")
             time.sleep(0.2)
 

@@ -70,7 +70,7 @@ def test_same_weights_and_seed_give_edms_dropout_masks(reference, arch):
     torch.manual_seed(7)
     train = net.train()(*inputs()).detach().numpy()
     scale = np.abs(reference[f"{arch}:train"]).max()
-    assert np.abs(train - reference[f"{arch}:train"]).max() < 1e-6 * scale
+    assert np.abs(train - reference[f"{arch}:train"]).max() < 1e-5 * scale  # float32 rounding differs by CPU type
     assert np.abs(train - reference[f"{arch}:eval"]).max() > 0.1 * scale  # dropout does act
 
 

@@ -20,8 +20,8 @@ OTHER_NAMESPACE = "00000000-0000-0000-0000-000000000000/4026531836"  # another c
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+def home(tmp_path, registry_backend):
+    """A fresh home, its registry on each backend (`registry_backend`: SQLite in the home, or PostgreSQL)."""
     return tmp_path / "home"
 
 
@@ -90,7 +90,7 @@ def test_metrics_keep_history_and_latest_min_max_best(home):
     assert [p.value for p in Registry(home).history(run.id, "loss")] == [0.5, 0.2, 0.3]
 
 
-def test_artifacts_store_sha256_bytes_and_a_home_relative_path(home, tmp_path):
+def test_artifacts_store_sha256_bytes_and_a_path_every_node_resolves(home, tmp_path):
     with open_run(kind="sample", home=home) as run:
         folder = run.dir / "samples"
         folder.mkdir()
@@ -101,7 +101,9 @@ def test_artifacts_store_sha256_bytes_and_a_home_relative_path(home, tmp_path):
         outside.write_bytes(b"12345")
         run.add_artifact(outside, kind="stats", step=7)
     arts = {a.kind: a for a in Registry(home).artifacts(run.id)}
-    assert arts["samples"].path == f"run{run.id}/samples" and arts["samples"].bytes == 7
+    relative = Registry(home).relative_to is not None  # SQLite in the home; a server records absolute paths
+    assert arts["samples"].path == (f"run{run.id}/samples" if relative else str(folder.resolve()))
+    assert arts["samples"].bytes == 7 and Registry(home).artifact_path(arts["samples"]) == folder
     assert arts["samples"].sha256 == content_hash(folder)[0]
     assert arts["stats"].path == str(outside.resolve()) and arts["stats"].step == 7
     (folder / "000001.png").write_bytes(b"changed")
@@ -122,7 +124,7 @@ def test_get_accepts_run12_12_latest_and_rejects_unknown(home):
         open_run(kind="sample", parent="run99", home=home).__enter__()
 
 
-def test_reading_an_absent_registry_creates_nothing(home):
+def test_reading_an_absent_registry_creates_nothing(home, registry_backend):
     reg = Registry(home)
     assert reg.list() == [] and reg.latest() is None and reg.reap() == []
     with pytest.raises(UserError, match="no runs"):
@@ -189,7 +191,7 @@ def test_a_run_beating_in_another_pid_namespace_is_alive_whatever_its_pid_says(h
     beating = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=OTHER_NAMESPACE)
     silent = _insert_running(reg, socket.gethostname(), os.getpid(), time.time() - 3600, process_ns=OTHER_NAMESPACE)
     old_row = _insert_running(reg, socket.gethostname(), gone.pid, time.time(), process_ns=None)  # before v3
-    (home / f"run{beating}").mkdir()
+    (home / f"run{beating}").mkdir(parents=True)
     assert reg.reap() == [silent]
     assert {r.id: r.status for r in reg.list()} == {beating: "running", silent: "interrupted", old_row: "running"}
     for files in (False, True):

@@ -9,9 +9,9 @@ from edmctl.registry import Registry, open_run
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, registry_backend):
+    """Two sample runs in a fresh home, the registry on each backend (SQLite in the home, or PostgreSQL)."""
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path))
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     for solver, fid in [("heun", 3.1), ("euler", 4.25)]:
         recipe = {"sampler": {"solver": solver, "steps": 18, "s_tmax": float("inf")}, "precond": {"kind": "edm"},
                   "network": {"arch": "ddpmpp", "model_channels": 128, "channel_mult": [2, 2, 2]}}
@@ -54,10 +54,17 @@ def test_show_prints_recipe_metrics_artifacts_and_environment(home, capsys):
     sha = Registry(home).artifacts(1)[-1].sha256
     for text in ("sampler.solver", "heun", "fid", "samples", "torch_version", "0-63 (64 seeds)"):
         assert text in out
-    assert sha in out.replace("\n", "").replace(" ", "")
+    table = out[out.index("\nartifacts"):out.index("\nenvironment")].splitlines()[2:]
+    assert sha in "".join(line.split()[-1] for line in table)  # the last column, folded over lines
+    assert "not on this node" not in out
     code, out, _ = run_cli(capsys, "show", "latest", "--json")
     doc = json.loads(out)
     assert (doc["run"], doc["metrics"]["fid"]["best"], doc["seeds"][-1]) == ("run2", 4.25, 63)
+    (home / "run1" / "samples.npz").unlink()  # as on a node that does not mount the folder the run wrote to
+    code, out, _ = run_cli(capsys, "show", "run1")
+    assert code == 0 and "not on this node" in out
+    code, out, _ = run_cli(capsys, "show", "run1", "--json")
+    assert [a["on_this_node"] for a in json.loads(out)["artifacts"] if a["kind"] == "samples"] == [False]
 
 
 def test_compare_shows_only_differences_and_fits_80_columns(home, capsys):
@@ -96,8 +103,20 @@ def test_bad_input_exits_2_with_one_line(home, capsys, argv):
         assert err.startswith("error:") and err.count("error:") == 1 and err.rstrip().endswith(".")
 
 
-def test_read_commands_write_nothing(home, capsys):
-    before = (home / "registry.db").read_bytes(), (home / "registry.db-wal").stat().st_size
+def _stored(home, url) -> tuple:
+    """Everything the registry holds: the SQLite file's bytes, or every row of every table on a server."""
+    if url is None:
+        return (home / "registry.db").read_bytes(), (home / "registry.db-wal").stat().st_size
+    from sqlalchemy import select
+
+    from edmctl.registry.schema import TABLES
+
+    with Registry(home).engine.connect() as conn:
+        return tuple(tuple(conn.execute(select(table)).all()) for table in TABLES)
+
+
+def test_read_commands_write_nothing(home, capsys, registry_backend):
+    before = _stored(home, registry_backend)
     for argv in (("runs",), ("show", "1"), ("compare", "1", "2")):
         assert run_cli(capsys, *argv)[0] == 0
-    assert ((home / "registry.db").read_bytes(), (home / "registry.db-wal").stat().st_size) == before
+    assert _stored(home, registry_backend) == before

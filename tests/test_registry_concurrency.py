@@ -1,4 +1,5 @@
-"""Several processes write at once without `database is locked`; a process killed with -9 is reaped."""
+"""Several processes write at once without `database is locked` or a lost row, on SQLite and on PostgreSQL
+(`registry_backend`); a process killed with -9 is reaped."""
 
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ def _writer(home: str, writer: int, errors) -> None:
         errors.put(f"{type(e).__name__}: {e}")
 
 
-def test_eight_processes_write_runs_and_metrics_at_once(tmp_path):
+def test_eight_processes_write_runs_and_metrics_at_once(tmp_path, registry_backend):
     ctx = multiprocessing.get_context("fork")
     errors = ctx.Queue()
     Registry(tmp_path, create=True)  # schema ready; writers still race on everything else
@@ -60,7 +61,7 @@ def _sleeper(home: str, ready) -> None:
 
 
 @pytest.mark.parametrize("sig, error", [(signal.SIGKILL, "reaped"), (signal.SIGTERM, "interrupted")])
-def test_a_killed_process_ends_interrupted(tmp_path, sig, error):
+def test_a_killed_process_ends_interrupted(tmp_path, sig, error, registry_backend):
     """kill -9 leaves the row running until a listing reaps it; SIGTERM is handled by the run itself."""
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()

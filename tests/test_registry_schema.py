@@ -1,8 +1,12 @@
-"""A database from the previous schema version is upgraded (after a backup) keeping its data; a newer one is refused."""
+"""A database from an older schema version is upgraded (after a backup) keeping its data, once, under a lock, on
+SQLite and on PostgreSQL; a newer one is refused."""
 
+import multiprocessing
 import sqlite3
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from edmctl.errors import UserError
 from edmctl.registry import Registry, migrations, open_run
@@ -74,6 +78,8 @@ def _make_v2_with_infinity(home):
     with open_run(kind="sample", recipe={"sampler": {"steps": 18, "s_tmax": float("inf")}}, home=home) as run:
         run.update(fid_repeats=[float("nan"), 2.0])
     with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute("DROP INDEX ix_runs_uid")
+        conn.execute("ALTER TABLE runs DROP COLUMN uid")
         conn.execute("ALTER TABLE runs DROP COLUMN process_ns")
         conn.execute("UPDATE runs SET recipe_json = ?, extra_json = ?",
                      ('{"sampler": {"s_tmax": Infinity, "steps": 18}}', '{"fid_repeats": [NaN, 2.0]}'))
@@ -96,3 +102,50 @@ def test_upgrade_from_v2_rewrites_infinity_as_standard_json_that_where_can_query
     assert record.extra["fid_repeats"][1] == 2.0 and record.extra["fid_repeats"][0] != record.extra["fid_repeats"][0]
     assert "Infinity" not in record.recipe_json and "NaN" not in record.extra_json
     assert (home / "registry.db.v2.bak").is_file()
+
+
+def _downgrade_to_v3(registry: Registry) -> None:
+    """The database as schema v3 left it: no runs.uid."""
+    with registry.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_runs_uid"))
+        conn.execute(text("ALTER TABLE runs DROP COLUMN uid"))
+        conn.execute(text("UPDATE registry_meta SET value = '3' WHERE key = 'schema_version'"))
+    migrations._ready.clear()
+
+
+def test_upgrade_from_v3_gives_every_run_its_own_uid_on_each_backend(home, registry_backend):
+    for steps in (18, 32):
+        with open_run(kind="sample", recipe={"sampler": {"steps": steps}}, home=home) as run:
+            run.log_metric("fid", float(steps))
+    _downgrade_to_v3(Registry(home))
+    registry = Registry(home)
+    runs = registry.list()
+    assert [r.recipe["sampler"]["steps"] for r in runs] == [32, 18] and registry.metrics(run.id)["fid"].value == 32.0
+    assert len({r.uid for r in runs}) == 2 and all(len(r.uid) == 32 for r in runs)
+    assert migrations.stored_version(registry.engine) == SCHEMA_VERSION
+    assert (home / "registry.db.v3.bak").is_file() == (registry_backend is None)  # a server is backed up by its operator
+    with pytest.raises(IntegrityError), registry.engine.begin() as conn:  # the uid stays unique
+        conn.execute(text("UPDATE runs SET uid = :uid"), {"uid": runs[0].uid})
+
+
+def _open_registry(home: str, barrier, errors) -> None:
+    try:
+        barrier.wait(30)
+        Registry(home, create=True)
+    except Exception as e:  # reported to the parent, which asserts there were none
+        errors.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_opening_a_new_registry_at_once_create_its_schema_once(home, registry_backend):
+    """Under the schema lock (a file lock beside SQLite, an advisory lock on PostgreSQL) one process creates the
+    tables; the others wait for it and find them."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, errors = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_open_registry, args=(str(home), barrier, errors)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 6 and errors.empty()
+    with Registry(home).engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM registry_meta")).scalars().all() == [str(SCHEMA_VERSION)]

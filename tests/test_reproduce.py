@@ -17,7 +17,8 @@ TINY = ["network.model_channels=16", "network.attn_resolutions=[]", "training.ba
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, registry_backend):
+    """A fresh home, the registry on each backend (SQLite in the home, or PostgreSQL)."""
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
 

@@ -167,7 +167,9 @@ def fd_by_axes(registry, sweep_id: int) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_cluster, tmp_path, monkeypatch):
+def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_cluster, postgres_url, tmp_path,
+                                                                      monkeypatch):
+    """recipes/churn_grid.toml (fewer seeds) as a job array against PostgreSQL, compared with a local run."""
     from edmctl.registry import Registry
 
     sweep_file = churn_grid(tmp_path, "0-63")
@@ -177,7 +179,8 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
     local = fd_by_axes(Registry(tmp_path / "local"), 1)
 
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "cluster"))
-    assert main(["sweep", str(sweep_file), "--executor", "slurm", "--allow-sqlite", "--time", "00:10:00"]) == 0
+    monkeypatch.setenv("EDMCTL_DB_URL", postgres_url)
+    assert main(["sweep", str(sweep_file), "--executor", "slurm", "--time", "00:10:00"]) == 0
     registry = Registry(tmp_path / "cluster")
     sweep = registry.list(kind="sweep")[0]
     trials = registry.children(sweep.id)
@@ -188,13 +191,14 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
 
 
 @pytest.mark.slow
-def test_a_trial_whose_task_is_cancelled_ends_interrupted_and_a_rerun_completes_it(slurm_cluster, tmp_path, monkeypatch):
+def test_a_trial_whose_task_is_cancelled_ends_interrupted_and_a_rerun_completes_it(slurm_cluster, postgres_url, tmp_path,
+                                                                                  monkeypatch):
     from edmctl.registry import Registry
 
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_DB_URL", postgres_url)
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
     sweep_file = write_sweep(tmp_path, "0-511", 64, '"sampler.s_churn" = [0.0]')  # one trial of some seconds
-    command = [sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--executor", "slurm", "--allow-sqlite"]
+    command = [sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--executor", "slurm"]
     submitter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trial = wait_for_running_trial(tmp_path / "home", submitter)
     slurm_cluster.run(["scancel", trial.extra["slurm_job"]])
@@ -202,7 +206,7 @@ def test_a_trial_whose_task_is_cancelled_ends_interrupted_and_a_rerun_completes_
     assert submitter.returncode == 1, err
     registry = Registry(tmp_path / "home")
     assert registry.get(trial.id).status == "interrupted"
-    assert main(["sweep", str(sweep_file), "--executor", "slurm", "--allow-sqlite"]) == 0
+    assert main(["sweep", str(sweep_file), "--executor", "slurm"]) == 0
     assert registry.get(trial.id).status == "done"
     assert registry.get(trial.parent_id).status == "done"
 
@@ -212,7 +216,7 @@ def wait_for_running_trial(home: Path, process: subprocess.Popen, timeout_s: flo
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
-        running = Registry(home).list(kind="sample", status="running") if (home / "registry.db").exists() else []
+        running = Registry(home).list(kind="sample", status="running")
         if running and running[0].extra.get("slurm_job"):
             return running[0]
         time.sleep(0.2)
@@ -222,6 +226,7 @@ def wait_for_running_trial(home: Path, process: subprocess.Popen, timeout_s: flo
 
 @pytest.mark.slow
 def test_training_on_slurm_runs_torchrun_with_gloo_and_records_one_run(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """`--nodes 1 --gpus-per-node 0`: torchrun with 2 CPU processes (gloo) in one job; a SQLite registry, allowed."""
     from edmctl.registry import Registry
 
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)

@@ -1,5 +1,7 @@
-"""Start-up: the digits come from edmctl's own cache after the first load, never from a damaged one."""
+"""Start-up: `--help` imports only typer (no rich, torch or registry); the digits come from edmctl's own cache
+after the first load, never from a damaged one."""
 
+import subprocess
 import sys
 
 import numpy as np
@@ -41,3 +43,25 @@ def test_cached_digits_equal_scikit_learn(cache):
     images, labels = digits.digits_arrays()
     assert np.array_equal(images[..., 0], np.rint(bunch.images * (255 / 16)).astype(np.uint8))
     assert np.array_equal(labels, bunch.target)
+
+
+HEAVY = ("rich", "torch", "numpy", "sqlmodel", "sqlalchemy", "PIL", "scipy", "sklearn")
+
+
+def modules_after(argv: list[str]) -> set[str]:
+    """The top-level packages a fresh interpreter holds after `edmctl <argv>` (run in-process there)."""
+    code = ("import contextlib, io, sys\nfrom edmctl.cli.main import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()): code = main({argv!r})\n"
+            "print(code, *sorted({m.split('.')[0] for m in sys.modules}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code, *modules = result.stdout.split()
+    assert code == "0", result.stderr
+    return set(modules)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sample", "--help"], ["runs", "--help"], ["sweep", "show", "--help"]])
+def test_help_imports_neither_rich_nor_torch_nor_the_registry(argv):
+    loaded = modules_after(argv)
+    assert "typer" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    if argv == ["--help"]:
+        assert "pydantic" not in loaded  # typer imports it for a command's parameters, not for the command list

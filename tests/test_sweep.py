@@ -1,5 +1,6 @@
 """Sweeps: every trial a validated recipe before anything runs, recorded up front, resumable, parallel."""
 
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +36,7 @@ def test_grid_is_the_cartesian_product_and_zip_walks_together(tmp_path):
     spec = read_sweep(write_sweep(tmp_path, """
 [grid]
 "sampler.solver" = ["euler", "heun"]
-sampler.s_churn = [0.0, 10.0, 40.0]
+sampler.s_churn = [0.0, 0.5, 1.0]
 [zip]
 "sampler.steps" = [4, 8]
 "sampler.rho" = [5.0, 7.0]
@@ -44,9 +45,57 @@ sampler.s_churn = [0.0, 10.0, 40.0]
     assert len(trials) == 2 * 3 * 2
     assert {(t.axes["sampler.steps"], t.axes["sampler.rho"]) for t in trials} == {(4, 5.0), (8, 7.0)}
     assert {(t.recipe.sampler.solver, t.recipe.sampler.s_churn) for t in trials} == {
-        (s, c) for s in ("euler", "heun") for c in (0.0, 10.0, 40.0)}
+        (s, c) for s in ("euler", "heun") for c in (0.0, 0.5, 1.0)}
     assert all(t.recipe.training.batch == 96 for t in trials)  # the rest of the base recipe is kept
     assert len({t.recipe.hash() for t in trials}) == len(trials)
+
+
+def test_assignments_that_sample_alike_run_once_and_are_reported(tmp_path, capsys):
+    """At 4 steps γ_i = min(S_churn/4, √2 − 1) saturates from S_churn ≈ 1.66 (Algorithm 2), and with S_churn = 0
+    the window and S_noise are never used: 2 × 4 × 2 assignments, 2 × (1 + 2 + 2) distinct samplers."""
+    from edmctl.sampling import sample
+    from edmctl.sweep.trials import cached_model
+
+    path = write_sweep(tmp_path, """
+[grid]
+"sampler.solver" = ["euler", "heun"]
+"sampler.s_churn" = [0.0, 1.0, 10.0, 40.0]
+"sampler.s_noise" = [1.0, 1.007]
+[set]
+"sampler.steps" = 4
+"sampler.s_tmin" = 0.05
+""")
+    duplicates = []
+    trials = plan_sweep(read_sweep(path), duplicates=duplicates)
+    assert [(t.recipe.sampler.s_churn, t.recipe.sampler.s_noise) for t in trials] == [
+        (0.0, 1.0), (1.0, 1.0), (1.0, 1.007), (10.0, 1.0), (10.0, 1.007)] * 2
+    assert len(duplicates) == 6 and {d.axes["sampler.s_churn"] for d in duplicates} == {0.0, 40.0}
+    model = cached_model(MODEL)
+    for duplicate in duplicates:  # each skipped assignment would have given its kept trial's samples, bit for bit
+        axes = {k.split(".")[1]: v for k, v in duplicate.axes.items()}
+        skipped = duplicate.kept.recipe.sampler.model_copy(update=axes)
+        assert sample(model, skipped, [0, 1], 2).samples.equal(sample(model, duplicate.kept.recipe.sampler, [0, 1], 2).samples)
+    assert main(["sweep", str(path), "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["count"] == 10 and len(doc["duplicates"]) == 6 and "6 duplicate trial(s) skipped" in captured.err
+
+
+def test_the_shipped_churn_grid_spans_churn_below_its_cap_with_every_trial_distinct():
+    """recipes/churn_grid.toml: no two S_churn values at or above N(√2 − 1) (they would sample alike), no two
+    trials with the same recipe or the same samples, and small enough to run in about a minute on one core."""
+    import math
+
+    from edmctl.sweep.expand import sampling_key
+
+    spec = read_sweep(Path(__file__).resolve().parent.parent / "recipes" / "churn_grid.toml")
+    trials = plan_sweep(spec)
+    steps = {t.recipe.sampler.steps for t in trials}
+    assert len(steps) == 1
+    cap = steps.pop() * (math.sqrt(2) - 1)
+    churns = {t.recipe.sampler.s_churn for t in trials}
+    assert sum(c >= cap for c in churns) <= 1 and sum(0 < c < cap for c in churns) >= 2
+    assert len({t.recipe.hash() for t in trials}) == len({sampling_key(t.recipe) for t in trials}) == len(trials) <= 24
 
 
 def test_random_draws_follow_their_distributions_and_the_seed(tmp_path):
@@ -183,9 +232,9 @@ def _sweep_process(path: str, home: str, log: str, barrier, codes) -> None:
     codes.put(main(["sweep", path, "--jobs", "1"]))
 
 
-def test_concurrent_sweeps_of_one_file_share_the_work_and_run_each_trial_once(tmp_path, home):
+def test_concurrent_sweeps_of_one_file_share_the_work_and_run_each_trial_once(tmp_path, home, registry_backend):
     """Severe bug 2: three `edmctl sweep` of the same file at once record one sweep and one row per trial, and
-    every trial runs exactly once (find-or-create and claiming are each one write transaction)."""
+    every trial runs exactly once (find-or-create and claiming each lock what they decide on), on each backend."""
     import multiprocessing
 
     from edmctl.sweep.trials import cached_model

@@ -1,4 +1,7 @@
-"""What every command shares: the two consoles, `--json` output and the common options."""
+"""What every command shares: the two consoles, `--json` output and the common options.
+
+rich is imported on first use, not here: `edmctl --help` needs only typer (see bench/startup.py).
+"""
 
 import json
 import math
@@ -6,13 +9,30 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import typer
-from rich.console import Console
-from rich.text import Text
+
+
+class LazyConsole:
+    """A rich Console made on first attribute access (`out.print`, `err.rule`); `.console` is the Console itself."""
+
+    def __init__(self, **options: Any):
+        self._options, self._console = options, None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
 
 # No markup in printed strings: paths, values and messages are user text, where `[file, class]` would vanish and
 # `[/x]` would raise; styling goes through `styled` (rich Text) instead.
-out = Console(soft_wrap=True, markup=False)  # results: stdout
-err = Console(stderr=True, soft_wrap=True, markup=False)  # progress and errors: stderr
+out = LazyConsole(soft_wrap=True, markup=False)  # results: stdout
+err = LazyConsole(stderr=True, soft_wrap=True, markup=False)  # progress and errors: stderr
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document instead of tables.")]
 SetOpt = Annotated[
@@ -21,8 +41,10 @@ SetOpt = Annotated[
 ]
 
 
-def styled(text: str, style: str) -> Text:
-    """`text` in a rich style (a colour, "bold red"), printed as it is."""
+def styled(text: str, style: str):
+    """`text` in a rich style (a colour, "bold red"), printed as it is (a rich Text)."""
+    from rich.text import Text
+
     return Text(text, style=style)
 
 
@@ -80,7 +102,7 @@ def progress_bar(description: str, total: float, count: str | None = None, extra
 
     columns = [text("{task.description}"), BarColumn(), MofNCompleteColumn() if count is None else text(count),
                *(text(column) for column in extra), text("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err.console, transient=True) as bar:
         yield RateBar(bar, bar.add_task(description, total=total, rate="", **fields), rate)
 
 

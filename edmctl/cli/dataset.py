@@ -21,7 +21,7 @@ def dataset(
 
     from edmctl.data.convert import convert_dataset
 
-    with Progress("converting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+    with Progress("converting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err.console,
                   transient=True) as bar:
         def start(total: int):
             task = bar.add_task("convert", total=total)

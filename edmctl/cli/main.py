@@ -12,7 +12,8 @@ import sys
 
 import typer
 
-from edmctl.cli import ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, sample, steps, sweep, train
+from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
+                        train)
 from edmctl.errors import CheckFailed, UserError
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for module in (demo, train, sample, steps, fid, sweep, ablate, runs, plot, reproduce, recipe, dataset, imports):
+for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
     module.register(app)
 
 

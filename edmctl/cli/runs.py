@@ -3,6 +3,7 @@
 Read commands never write, except reaping runs whose process is gone.
 """
 
+import socket
 import time
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("pr
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`.",
                        invoke_without_command=True)
 
 
@@ -213,8 +214,8 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc = record.as_dict()
     doc["metrics"] = {key: {"latest": m.value, "step": m.step, "best": m.best, "min": m.min, "max": m.max,
                             "count": m.count} for key, m in reg.metrics(record.id).items()}
-    doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step}
-                        for a in reg.artifacts(record.id)]
+    doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step,
+                         "on_this_node": reg.artifact_path(a).exists()} for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
@@ -259,6 +260,10 @@ def render_show(doc: dict[str, Any]) -> None:
     for a in doc["artifacts"]:
         artifacts.add_row(a["kind"], a["path"], str(a["bytes"]), a["sha256"])
     out.print(artifacts)
+    for a in doc["artifacts"]:
+        if not a["on_this_node"]:
+            out.print(f"not on this node ({socket.gethostname()}): {a['path']} (moved, deleted, or on a filesystem "
+                      "not mounted here at the same path)", highlight=False)
     out.print(_pairs_table("environment", [(name, doc[name]) for name in (
         "host", "pid", "cwd", "git_commit", "git_dirty", "python_version", "torch_version", "cuda_version",
         "devices", "world_size", "packages_hash")]))

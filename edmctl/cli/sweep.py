@@ -96,11 +96,14 @@ def run(
     spec = read_sweep(sweep_file)
     cap = max_trials or MAX_TRIALS
     if dry_run:
+        duplicates = []
         with validation_progress(check_count(spec, cap)) as progress:
             rows = [{"index": t.index, "axes": t.axes, "recipe_hash": t.recipe.hash()}
-                    for t in iter_trials(spec, cap, progress)]
-        doc = {"sweep": str(sweep_file), "trial": spec.trial, "metric": spec.metric, "count": len(rows), "trials": rows}
+                    for t in iter_trials(spec, cap, progress, duplicates.append)]
+        doc = {"sweep": str(sweep_file), "trial": spec.trial, "metric": spec.metric, "count": len(rows), "trials": rows,
+               "duplicates": [{"axes": d.axes, "same_as": d.kept.index} for d in duplicates]}
         emit(doc, as_json, lambda: _render_dry_run(spec, rows, limit))
+        _report_duplicates(duplicates)
         return
 
     def progress(outcome) -> None:
@@ -110,6 +113,7 @@ def run(
 
     with validation_progress(check_count(spec, cap)) as validated:
         outcome = run_sweep(spec, on_outcome=progress, max_trials=cap, on_progress=validated, executor=runner)
+    _report_duplicates(outcome.plan.duplicates)
     skipped = len(outcome.plan.skipped["done"])
     if skipped:
         err.print(f"resumed: {skipped} finished trial(s) skipped", highlight=False)
@@ -121,6 +125,13 @@ def run(
     if failed:
         _print_failures(failed)
         raise CheckFailed(f"{len(failed)} of {len(results.rows)} trials failed; run the same sweep again to rerun them.")
+
+
+def _report_duplicates(duplicates) -> None:
+    """How many assignments were not run because an earlier trial samples exactly like them, with an example."""
+    if duplicates:
+        err.print(f"{len(duplicates)} duplicate trial(s) skipped: each samples exactly like an earlier one "
+                  f"(e.g. {duplicates[0].text})", highlight=False, markup=False)
 
 
 PROGRESS_FROM = 500  # sweeps with at least this many trials show a progress bar while they are validated

@@ -15,6 +15,7 @@ import torch
 
 from edmctl.design.discretizations import iddpm_u, iddpm_u_float32
 from edmctl.design.schedules import VPSchedule
+from edmctl.errors import UserError
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
@@ -80,6 +81,15 @@ class IDDPMPrecond:
         table, self._nearest = IDDPM_TABLES[precision]
         self.u, self.M = table(M, C_1, C_2), M
         self.sigma_min, self.sigma_max = float(self.u[M - 1]), float(self.u[0])
+
+    def use_table(self, u: torch.Tensor):
+        """Take u_j from a network pickle (NVlabs's iDDPMPrecond carries its own `u` buffer and uses it, not one
+        recomputed on the loading machine: float32 sin differs by an ulp between CPUs)."""
+        if u.shape != self.u.shape or not torch.isfinite(u).all() or not (u[:-1] > u[1:]).all():
+            raise UserError(f"the pickled iDDPM table u has shape {tuple(u.shape)} or values that are not "
+                            f"{self.M + 1} finite decreasing σ; the pickle is damaged.")
+        self.u = u.to(self.u.dtype)
+        self.sigma_min, self.sigma_max = float(self.u[self.M - 1]), float(self.u[0])
 
     def _index(self, sigma):
         sigma = torch.as_tensor(sigma)

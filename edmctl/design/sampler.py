@@ -13,7 +13,9 @@ import torch
 from edmctl.design.discretizations import DISCRETIZATIONS, EPSILON_S, default_sigma_range
 from edmctl.design.scalings import SCALINGS
 from edmctl.design.schedules import SCHEDULES, VPSchedule, vp_betas_for_range
-from edmctl.design.solvers import SOLVERS
+from edmctl.design.solvers import CHURN_SOLVERS, SOLVERS, STOCHASTIC_SOLVERS
+
+GAMMA_MAX = math.sqrt(2) - 1  # Algorithm 2's cap on γ_i: σ̂ = (1 + γ_i)σ at most doubles the noise variance
 
 
 @dataclass
@@ -28,8 +30,31 @@ class Churn:
 
     def gamma(self, sigma) -> float:
         if self.s_churn > 0 and self.s_tmin <= float(sigma) <= self.s_tmax:
-            return min(self.s_churn / self.steps, math.sqrt(2) - 1)
+            return min(self.s_churn / self.steps, GAMMA_MAX)
         return 0.0
+
+    @property
+    def saturated(self) -> bool:
+        """S_churn/N ≥ √2 − 1: every larger S_churn gives the same γ_i."""
+        return self.s_churn / self.steps >= GAMMA_MAX
+
+
+def inert_churn(sampler) -> dict:
+    """The churn fields of a `[sampler]` that cannot change its samples, at the values that stand for them, so
+    that samplers giving bit-identical samples compare equal once these are put in:
+
+    - S_churn = ∞ for any saturated S_churn (S_churn/N ≥ √2 − 1: γ_i = √2 − 1 in the window either way);
+    - with S_churn = 0, the window S_tmin, S_tmax at their defaults for every solver but restart (which restarts
+      inside it), and S_noise at 1 for the deterministic churn solvers (euler, heun: their only noise is churn's)
+      on σ(t) = t, where γ_i = 0 gives t̂_i = t_i exactly and so no noise at all.
+    """
+    churn = Churn(sampler.s_churn, sampler.s_tmin, sampler.s_tmax, sampler.s_noise, sampler.steps)
+    if churn.s_churn > 0:
+        return {"s_churn": math.inf} if churn.saturated else {}
+    inert = {} if sampler.solver == "restart" else {"s_tmin": 0.0, "s_tmax": math.inf}
+    if sampler.solver in CHURN_SOLVERS - STOCHASTIC_SOLVERS and sampler.schedule == "linear":
+        inert["s_noise"] = 1.0
+    return inert
 
 
 class ProbabilityFlow:

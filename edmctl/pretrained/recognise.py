@@ -83,6 +83,7 @@ class Recognised:
     label_dim: int
     state_dict: dict[str, torch.Tensor]  # edmctl parameter names, float32
     summary: dict  # NVlabs class names and constructor arguments, as recorded
+    u: torch.Tensor | None  # iDDPMPrecond's pickled table u_j, which NVlabs's loaded object uses
 
 
 def _class_of(obj) -> str:
@@ -204,4 +205,14 @@ def recognise(data: dict) -> Recognised:
         recipe, shape, label_dim, summary = recipe_of(data)
     except (TypeError, ValueError, OverflowError) as e:
         raise UserError(f"`ema` ({data['ema'].class_name}) has a constructor argument of an unexpected type ({e}).") from None
-    return Recognised(recipe, shape, label_dim, network_weights(data["ema"]), summary)
+    return Recognised(recipe, shape, label_dim, network_weights(data["ema"]), summary, iddpm_table(data["ema"]))
+
+
+def iddpm_table(ema: Persistent) -> torch.Tensor | None:
+    """iDDPMPrecond's `u` buffer as pickled (None for the other preconditioners, which hold no table)."""
+    if ema.class_name != "iDDPMPrecond":
+        return None
+    u = (ema.state.get("_buffers") or {}).get("u")
+    if not isinstance(u, torch.Tensor) or u.dim() != 1:
+        raise UserError("`ema` (iDDPMPrecond) has no one-dimensional table `u`; the pickle is damaged.")
+    return u.detach().to(torch.float32)

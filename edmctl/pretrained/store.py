@@ -25,11 +25,12 @@ def prepare_import(path: Path):
 
     found = recognise(read_pickle(path))
     recipe = validate(found.recipe, f"the recipe recognised in {path}")
-    return recipe, found, build(recipe, found.state_dict, found.img_shape, found.label_dim, f"{path}")
+    return recipe, found, build(recipe, found.state_dict, found.img_shape, found.label_dim, f"{path}", found.u)
 
 
-def build(recipe, state_dict: dict, shape, label_dim: int, where: str):
-    """D(x; σ) of the recipe around F with `state_dict` loaded strictly, in eval mode."""
+def build(recipe, state_dict: dict, shape, label_dim: int, where: str, u=None):
+    """D(x; σ) of the recipe around F with `state_dict` loaded strictly, in eval mode (iDDPM: with the pickle's
+    table `u`)."""
     from edmctl.train.objective import build_denoiser, build_net
 
     net = build_net(recipe, tuple(shape), label_dim)
@@ -41,7 +42,7 @@ def build(recipe, state_dict: dict, shape, label_dim: int, where: str):
                            (("missing", missing), ("unexpected", unexpected), ("other shape", misshapen)) if names)
         raise UserError(f"the weights in {where} do not fit the network recognised from its constructor arguments ({detail}).")
     net.load_state_dict(state_dict, strict=True)
-    return build_denoiser(recipe, net.eval().requires_grad_(False), tuple(shape), label_dim).eval()
+    return build_denoiser(recipe, net.eval().requires_grad_(False), tuple(shape), label_dim, u).eval()
 
 
 def import_pickle(path: Path | str, name: str | None = None, argv=None):
@@ -57,7 +58,7 @@ def import_pickle(path: Path | str, name: str | None = None, argv=None):
         weights = Path(run.dir) / "weights.pt"
         with atomic_open(weights) as f:
             torch.save({"format": FORMAT, "ema": found.state_dict, "img_shape": list(found.img_shape),
-                        "label_dim": found.label_dim}, f)
+                        "label_dim": found.label_dim, **({"u": found.u} if found.u is not None else {})}, f)
         run.add_artifact(weights, kind="checkpoint")
         run.update(source=str(path.resolve()), source_sha256=sha256, source_bytes=path.stat().st_size,
                    nvlabs=found.summary, img_shape=list(found.img_shape), label_dim=found.label_dim,
@@ -91,7 +92,7 @@ def load_imported_run(record):
     if not path.is_file() or file_sha256(path) != artifacts[0].sha256:
         raise UserError(f"{path} is missing or does not match the sha256 the registry recorded; import the pickle again.")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("u", torch.zeros(0)), torch.Tensor):
         raise UserError(f"{path} is not an edmctl imported-weights file ({FORMAT}).")
     recipe = validate(record.recipe, f"the recipe of {record.label}")
-    return build(recipe, state["ema"], state["img_shape"], int(state["label_dim"]), str(path))
+    return build(recipe, state["ema"], state["img_shape"], int(state["label_dim"]), str(path), state.get("u"))

@@ -5,6 +5,11 @@ WAL journal (readers never block the writer), a busy timeout, every write transa
 `BEGIN IMMEDIATE` (the write lock is taken up front, so two writers never deadlock upgrading a read lock),
 transactions are short, and a transaction that still finds the database locked is retried with backoff.
 
+On PostgreSQL (a team registry, `EDMCTL_DB_URL=postgresql+psycopg://user@host/db`; a bare `postgresql://` URL
+gets the psycopg driver of the `edmctl[postgres]` extra) transactions are the server's READ COMMITTED ones: a
+write that decides on what it read locks those rows first (`SELECT ... FOR UPDATE`, claims with `SKIP LOCKED`,
+queue.py), and a deadlock or serialization failure the server reports is retried like a busy SQLite database.
+
 A database the registry cannot use (damaged, a folder, read-only, a full disk, an unreachable server, a missing
 driver) is a `RegistryUnavailable` error: one sentence saying what is wrong and what to do (`explain`), exit 2.
 """
@@ -16,13 +21,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from edmctl import paths
 from edmctl.errors import UserError
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")  # the dialects writes.py has an upsert for
+DEFAULT_DRIVERS = {"postgresql": "psycopg"}  # the driver of the `edmctl[postgres]` extra
+DRIVER_EXTRAS = {"postgresql": "postgres"}  # backend -> the pip extra that installs its driver
+RETRIED_SQLSTATES = ("40001", "40P01", "55P03")  # serialization failure, deadlock, lock not available
 BUSY_TIMEOUT_MS = 15_000
 WRITE_RETRIES = 8
 T = TypeVar("T")
@@ -49,7 +57,7 @@ DAMAGED_ADVICE = "; restore it from a backup (registry.db.v*.bak) or move it awa
 def explain(error: Exception, url: str) -> RegistryUnavailable:
     """One sentence for a database error the user must fix (damaged file, folder, read-only, full disk, server)."""
     path = sqlite_path(url)
-    where = f"the registry database {path}" if path else f"the registry database {url} (EDMCTL_DB_URL)"
+    where = f"the registry database {path}" if path else f"the registry database {shown(url)} (EDMCTL_DB_URL)"
     text = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if path is not None and path.is_dir():
         return RegistryUnavailable(f"{where[0].upper()}{where[1:]} is a folder, not a database file; move it away (or set EDMCTL_HOME elsewhere).")
@@ -80,8 +88,7 @@ def database_url(home: Path | None = None, url: str | None = None) -> str:
     """The explicit `url`, else `$EDMCTL_DB_URL` (a SQLAlchemy URL), else `sqlite:///$EDMCTL_HOME/registry.db`."""
     url = url or os.environ.get("EDMCTL_DB_URL")
     if url:
-        check_supported(url)
-        return url
+        return with_driver(url)
     return f"sqlite:///{Path(home if home is not None else paths.home()).resolve() / 'registry.db'}"
 
 
@@ -95,6 +102,22 @@ def check_supported(url: str) -> None:
     if backend not in SUPPORTED_DATABASES:
         raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is {backend}; the registry supports "
                         f"{' and '.join(SUPPORTED_DATABASES)}.")
+
+
+def with_driver(url: str) -> str:
+    """A supported URL with its driver named: `postgresql://` means `postgresql+psycopg://` (`DEFAULT_DRIVERS`)."""
+    check_supported(url)
+    parsed = make_url(url)
+    driver = DEFAULT_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False) if driver else url
+
+
+def shown(url: str) -> str:
+    """A URL as messages show it: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -113,14 +136,19 @@ def engine_for(url: str) -> Engine:
     return _engines[key]
 
 
+def dispose(url: str) -> None:
+    """Close this process's connections to `url` (a database about to be dropped, a test's database)."""
+    engine = _engines.pop((url, os.getpid()), None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _create_engine(url: str) -> Engine:
     if sqlite_path(url) is None:
         try:
             return create_engine(url, pool_pre_ping=True)
         except ImportError as error:
-            raise RegistryUnavailable(
-                f"EDMCTL_DB_URL names a {make_url(url).get_backend_name()} database but its Python driver is not "
-                f"installed ({error}); install it (pip install psycopg2-binary) or unset EDMCTL_DB_URL.") from None
+            raise missing_driver(url, error) from None
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -139,7 +167,21 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def missing_driver(url: str, error: ImportError) -> RegistryUnavailable:
+    """The driver of a server URL is not installed: name the extra (or package) that installs it."""
+    parsed = make_url(url)
+    backend, extra = parsed.get_backend_name(), DRIVER_EXTRAS.get(parsed.get_backend_name())
+    default = f"{backend}+{DEFAULT_DRIVERS.get(backend)}"
+    install = (f"pip install 'edmctl[{extra}]'" if extra and parsed.drivername == default
+               else f"pip install the {parsed.get_driver_name()} package")
+    return RegistryUnavailable(f"EDMCTL_DB_URL names a {backend} database but its Python driver is not installed "
+                               f"({error}); install it ({install}) or unset EDMCTL_DB_URL.")
+
+
 def is_locked(error: OperationalError) -> bool:
+    """A write that may succeed when tried again: SQLite busy, or a PostgreSQL deadlock or serialization failure."""
+    if getattr(error.orig, "sqlstate", None) in RETRIED_SQLSTATES:
+        return True
     text = str(error.orig).lower()
     return "locked" in text or "busy" in text
 
@@ -155,10 +197,18 @@ def write(engine: Engine, work: Callable[[Connection], T]) -> T:
                 return work(conn)
         except OperationalError:
             if attempt == WRITE_RETRIES - 1:
-                raise RegistryUnavailable(f"The registry database {engine.url} stayed locked by other processes for "
+                raise RegistryUnavailable(f"The registry database {shown(str(engine.url))} stayed locked by other processes for "
                                           f"{WRITE_RETRIES} tries; run again when they are done.") from None
             time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+def lock_name(conn: Connection, name: str) -> None:
+    """Hold a lock on `name` until the write transaction ends, so two transactions deciding about the same thing
+    (which rows to insert) run one after the other. PostgreSQL: `pg_advisory_xact_lock`; on SQLite the write
+    transaction already holds the database's one write lock (`BEGIN IMMEDIATE`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 @contextmanager

@@ -1,4 +1,7 @@
-"""Schema creation and upgrades: once, under a file lock, with the version stored in `registry_meta`.
+"""Schema creation and upgrades: once, under a lock, with the version stored in `registry_meta`.
+
+The lock (`SCHEMA_LOCKS`): a file lock beside an SQLite database; a PostgreSQL session advisory lock on a server,
+so processes on different nodes starting at once create or upgrade the team registry once.
 
 A database newer than this code is refused (an older edmctl must not write rows it does not understand);
 an older one is copied to `registry.db.v{N}.bak` and then upgraded step by step through `UPGRADES`.
@@ -9,12 +12,14 @@ History:
       compare read one row per (run, key) instead of scanning every logged value.
   v3: runs.process_ns (the boot id and PID namespace of runs.pid), and recipe_json / extra_json rewritten as
       standard JSON (non-finite floats as "inf"/"-inf"/"nan"), which SQLite's json_extract can query.
+  v4: runs.uid, a unique id that travels with a run copied to another registry (`edmctl runs copy`), so copying
+      it again finds it there instead of duplicating it. Runs recorded before get a new random uid.
 """
 
 import fcntl
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,7 +27,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from edmctl.errors import UserError
 from edmctl.registry import db
-from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta, dump_json, load_json
+from edmctl.registry.schema import SCHEMA_VERSION, TABLES, LatestMetric, Meta, dump_json, load_json, new_uid
 
 _ready: set[tuple[str, int]] = set()
 
@@ -49,7 +54,16 @@ def _upgrade_v2_to_v3(conn: Connection) -> None:
                          {"r": new_recipe, "e": new_extra, "id": run_id})
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_v1_to_v2, 2: _upgrade_v2_to_v3}  # from version N to N + 1
+def _upgrade_v3_to_v4(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN uid VARCHAR"))
+    ids = conn.execute(text("SELECT id FROM runs")).scalars().all()
+    if ids:
+        conn.execute(text("UPDATE runs SET uid = :uid WHERE id = :id"), [{"uid": new_uid(), "id": i} for i in ids])
+    conn.execute(text("CREATE UNIQUE INDEX ix_runs_uid ON runs (uid)"))
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_v1_to_v2, 2: _upgrade_v2_to_v3,
+                                                     3: _upgrade_v3_to_v4}  # from version N to N + 1
 
 
 def ensure_schema(engine: Engine, url: str, lock_dir: Path) -> None:
@@ -58,7 +72,7 @@ def ensure_schema(engine: Engine, url: str, lock_dir: Path) -> None:
     if key in _ready:
         return
     if stored_version(engine) != SCHEMA_VERSION:
-        with _file_lock(lock_dir / "registry.db.lock"):
+        with SCHEMA_LOCKS[engine.dialect.name](engine, lock_dir):
             _create_or_upgrade(engine, url)
     _ready.add(key)
 
@@ -78,7 +92,7 @@ def _create_or_upgrade(engine: Engine, url: str) -> None:
         db.write(engine, _create)
     elif version > SCHEMA_VERSION:
         raise UserError(
-            f"The registry database {url} has schema version {version}, newer than this edmctl understands "
+            f"The registry database {db.shown(url)} has schema version {version}, newer than this edmctl understands "
             f"({SCHEMA_VERSION}); upgrade edmctl, or point EDMCTL_HOME / EDMCTL_DB_URL elsewhere."
         )
     elif version < SCHEMA_VERSION:
@@ -120,7 +134,9 @@ def _backup(url: str, version: int) -> Path | None:
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(_engine: Engine, lock_dir: Path) -> Iterator[None]:
+    """An exclusive lock on `registry.db.lock` in the home (beside the SQLite database)."""
+    path = lock_dir / "registry.db.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -128,3 +144,23 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+SCHEMA_LOCK_KEY = 0x65646D63746C  # "edmctl": the advisory lock every edmctl process takes to change the schema
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, _lock_dir: Path) -> Iterator[None]:
+    """A PostgreSQL session advisory lock, held on one connection until released (or the session ends)."""
+    with db.translated(str(engine.url)), engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+
+
+SCHEMA_LOCKS: dict[str, Callable[[Engine, Path], AbstractContextManager[None]]] = {
+    "sqlite": _file_lock, "postgresql": _advisory_lock}

@@ -14,9 +14,10 @@ Several processes sharing one queue (N `edmctl sweep` of the same file at once):
     with start_next(group.parent_id) as run:                # claim the oldest queued child (None: none left)
         ...
 
-Every decision that two processes could both take is one write transaction holding the write lock from its
-start (`db.write`, `BEGIN IMMEDIATE` on SQLite): `queue_group` and the claim (`claim_next`, the one function a
-server backend replaces, e.g. by `SELECT ... FOR UPDATE SKIP LOCKED`). So each child runs once.
+Every decision that two processes could both take is one write transaction that locks what it decides on
+first: on SQLite the whole database (`db.write`, `BEGIN IMMEDIATE`); on PostgreSQL the parent's recipe hash
+(`db.lock_name`, an advisory lock) in `queue_group`, the row (`SELECT ... FOR UPDATE`) in `start_run`, and the
+oldest queued child no other process holds (`FOR UPDATE SKIP LOCKED`) in `claim_next`. So each child runs once.
 """
 
 import time
@@ -69,6 +70,7 @@ def queue_group(parent: dict[str, Any], children: list[dict[str, Any]], home: Pa
 
 
 def _queue_group(conn: Connection, parent: dict[str, Any], children: list[dict[str, Any]]) -> QueuedGroup:
+    db.lock_name(conn, f"queue_group {parent['kind']} {parent['recipe_hash']}")
     found = conn.execute(select(RUNS.c.id).where(RUNS.c.kind == parent["kind"], RUNS.c.recipe_hash == parent["recipe_hash"])
                          .order_by(RUNS.c.id.desc()).limit(1)).scalar_one_or_none()
     parent_id = found if found is not None else writes.insert_run(
@@ -90,7 +92,7 @@ def _queue_group(conn: Connection, parent: dict[str, Any], children: list[dict[s
 
 def _start_columns(conn: Connection, run_id: int, env: environment.Environment) -> dict[str, Any]:
     """Running, with this process's environment; the queued extra kept (the environment's merged in)."""
-    stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()
+    stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()  # row locked by the claim
     now = time.time()
     return {"status": "running", "started": now, "heartbeat": now, "ended": None, "error": None,
             "extra_json": dump_json({**load_json(stored), **env.extra}), **env.columns}
@@ -98,7 +100,7 @@ def _start_columns(conn: Connection, run_id: int, env: environment.Environment) 
 
 def _claim(conn: Connection, run_id: int, env: environment.Environment) -> str | None:
     """Mark the run running if it is startable; returns its status before (None: no such run)."""
-    status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one_or_none()
+    status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id).with_for_update()).scalar_one_or_none()
     if status in STARTABLE:
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**_start_columns(conn, run_id, env)))
     return status
@@ -108,7 +110,7 @@ def claim_next(conn: Connection, parent_id: int, env: environment.Environment) -
     """Mark the oldest queued child of `parent_id` running (inside the caller's write transaction) and return its
     id; None when no child is queued. The one place a queued child is claimed."""
     run_id = conn.execute(select(RUNS.c.id).where(RUNS.c.parent_id == parent_id, RUNS.c.status == "queued")
-                          .order_by(RUNS.c.id).limit(1)).scalar_one_or_none()
+                          .order_by(RUNS.c.id).limit(1).with_for_update(skip_locked=True)).scalar_one_or_none()
     if run_id is not None:
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**_start_columns(conn, run_id, env)))
     return run_id

@@ -45,15 +45,13 @@ class Run:
             db.write(self.registry.engine, lambda conn: writes.log_metrics(conn, self.id, values, step))
 
     def add_artifact(self, path: Path | str, kind: str, step: int | None = None) -> dict[str, Any]:
-        """Record a file or folder the run produced with its sha256 and size; the path is stored relative to the
-        home when it lies inside it (a home can be moved), else absolute."""
+        """Record a file or folder the run produced with its sha256 and size; the path as `Registry.stored_path`
+        says (relative to the home of an SQLite registry, absolute on a server)."""
         if kind not in ARTIFACT_KINDS:
             raise ValueError(f"artifact kind must be one of {', '.join(ARTIFACT_KINDS)}, not {kind!r}")
         path = Path(path).resolve()
         sha256, size = content_hash(path)
-        home = self.registry.home.resolve()
-        stored = str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
-        row = {"run_id": self.id, "kind": kind, "path": stored, "sha256": sha256, "bytes": size, "step": step,
+        row = {"run_id": self.id, "kind": kind, "path": self.registry.stored_path(path), "sha256": sha256, "bytes": size, "step": step,
                "time": time.time()}
         db.write(self.registry.engine, lambda conn: writes.add_artifact(conn, row))
         return row

@@ -8,16 +8,22 @@ SQLite's `json_extract` reads (it rejects Python's `Infinity`), and decoded back
 
 import json
 import math
+import uuid
 from typing import Any, Optional
 
-from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3  # v3: runs.process_ns and standard JSON (non-finite floats as strings); see migrations.py
+SCHEMA_VERSION = 4  # v4: runs.uid (a run's identity across registries); see migrations.py
 
 KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "steps", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
 ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env", "recipe")
+
+
+def new_uid() -> str:
+    """A run's identity across registries (`runs.uid`): 32 hex digits."""
+    return uuid.uuid4().hex
 
 
 class Meta(SQLModel, table=True):
@@ -35,9 +41,12 @@ class RunRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_runs_kind_status", "kind", "status"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_uid", "uid", unique=True),
         {"sqlite_autoincrement": True},  # ids are never reused after `runs rm`: run folders stay unambiguous
     )
     id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    uid: Optional[str] = Field(default=None, sa_column=Column(String, default=new_uid))  # unique across registries:
+    # `runs copy` finds a copied run by it (set on every insert; NULL only in rows an old edmctl wrote, see v4)
     kind: str
     status: str
     name: Optional[str] = None

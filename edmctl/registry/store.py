@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import func, update
+from sqlalchemy import cast, func, literal, or_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, select
 
 from edmctl import paths
@@ -73,6 +74,7 @@ class Registry:
             check_not_emptied(sqlite_file, self.home)
         if create and sqlite_file is not None:
             paths.make_dirs(sqlite_file.parent)
+        self.relative_to = self.home if sqlite_file is not None else None  # see `stored_path`
         self.engine = db.engine_for(self.url)
         if self.exists:
             migrations.ensure_schema(self.engine, self.url, self.home)
@@ -117,7 +119,7 @@ class Registry:
                 raise UserError(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
             query = query.where(RunRecord.status == status)
         for name, value in (where or {}).items():
-            query = query.where(_where_clause(name, value))
+            query = query.where(_where_clause(self.engine.dialect.name, name, value))
         if limit is not None:
             query = query.limit(limit)
         return self._select(query)
@@ -193,8 +195,16 @@ class Registry:
     def artifacts(self, run_id: int) -> list[ArtifactRecord]:
         return self._select(select(ArtifactRecord).where(ArtifactRecord.run_id == run_id).order_by(ArtifactRecord.id))
 
+    def stored_path(self, path: Path) -> str:
+        """How an artifact's path is recorded: relative to the home when the registry is an SQLite file there (a
+        home can be moved), absolute on a server registry (every node mounting the same filesystem at the same
+        place resolves it; each user may have another home)."""
+        path = path.resolve()
+        root = self.relative_to.resolve() if self.relative_to is not None else None
+        return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
     def artifact_path(self, artifact: ArtifactRecord) -> Path:
-        """Where an artifact is now: paths inside the home are stored relative to it."""
+        """Where an artifact is on this node: a relative path is inside the home."""
         path = Path(artifact.path)
         return path if path.is_absolute() else self.home / path
 
@@ -286,7 +296,7 @@ def check_not_emptied(database: Path, home: Path) -> None:
             f"the run folders away before starting a new registry.")
 
 
-def _where_clause(name: str, value: Any):
+def _where_clause(dialect: str, name: str, value: Any):
     """`name == value` for a run column, an `extra.` field or a recipe field (dotted path into the JSON)."""
     if not _FIELD.match(name):
         raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
@@ -296,7 +306,24 @@ def _where_clause(name: str, value: Any):
     if name in RUN_COLUMNS and not name.endswith("_json"):
         return getattr(RunRecord, name) == value
     column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
-    return func.json_extract(column, f"$.{path}") == value
+    return JSON_EQUALS[dialect](column, path.split("."), value)
+
+
+def _sqlite_json_equals(column, path: list[str], value: Any):
+    """SQLite: `json_extract(column, '$.a.b') = value` (JSON scalars come back as SQL values; null as NULL)."""
+    return func.json_extract(column, "$." + ".".join(path)) == value
+
+
+def _postgres_json_equals(column, path: list[str], value: Any):
+    """PostgreSQL: `column::jsonb #> '{a,b}' = value::jsonb` (18 equals 18.0; a JSON null or a missing field
+    matches null, as on SQLite)."""
+    field = cast(column, JSONB)[tuple(path)]
+    if value is None:
+        return or_(field.is_(None), field == cast(literal("null"), JSONB))
+    return field == cast(literal(json.dumps(value)), JSONB)
+
+
+JSON_EQUALS = {"sqlite": _sqlite_json_equals, "postgresql": _postgres_json_equals}  # --where on a JSON column
 
 
 def parse_value(text: str) -> Any:

@@ -14,7 +14,7 @@ from edmctl.registry.schema import (RUN_COLUMNS, ArtifactRecord, LatestMetric, M
 RUNS, METRICS, LATEST, ARTIFACTS = (RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__,
                                     ArtifactRecord.__table__)
 JSON_COLUMNS = {"recipe": "recipe_json", "seeds": "seeds_json", "argv": "argv_json", "devices": "devices_json"}
-FIXED_COLUMNS = frozenset({"id", "status", "created", "extra_json"})  # set only by the lifecycle itself
+FIXED_COLUMNS = frozenset({"id", "uid", "status", "created", "extra_json"})  # set only by the lifecycle itself
 
 
 def request_columns(kind: str, status: str, recipe: dict[str, Any] | None = None, recipe_hash: str | None = None,
@@ -44,7 +44,7 @@ def update_run(conn: Connection, run_id: int, fields: dict[str, Any]) -> None:
     """Set run columns by name (`devices`, `seeds`, ... are encoded as JSON); other names are merged into `extra`."""
     columns, extra = split_fields(fields)
     if extra:
-        stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id)).scalar_one()
+        stored = conn.execute(select(RUNS.c.extra_json).where(RUNS.c.id == run_id).with_for_update()).scalar_one()
         columns["extra_json"] = dump_json({**load_json(stored), **extra})
     if columns:
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**columns))

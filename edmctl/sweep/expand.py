@@ -32,8 +32,25 @@ class Trial:
 
     @property
     def label(self) -> str:
-        """`s_churn=10 s_tmin=0.05`: the swept values with the section dropped."""
-        return " ".join(f"{key.rsplit('.', 1)[-1]}={format_value(v)}" for key, v in self.axes.items()) or "base"
+        return axes_label(self.axes)
+
+
+def axes_label(axes: dict[str, Any]) -> str:
+    """`s_churn=10 s_tmin=0.05`: the swept values with the section dropped."""
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={format_value(v)}" for key, v in axes.items()) or "base"
+
+
+@dataclass
+class Duplicate:
+    """An assignment of the sweep's axes that samples exactly like an earlier trial (`sampling_key`)."""
+
+    axes: dict
+    kept: Trial
+
+    @property
+    def text(self) -> str:
+        """`s_churn=0 s_tmin=0.05 as s_churn=0 s_tmin=0`."""
+        return f"{axes_label(self.axes)} as {self.kept.label}"
 
 
 def format_value(value: Any) -> str:
@@ -140,21 +157,37 @@ def assignments(spec) -> Iterator[dict[str, Any]]:
     return ({**g, **z, **r} for g in grid_points(spec.grid) for z in rows for r in draws)
 
 
+def sampling_key(recipe: Recipe) -> str:
+    """The recipe's hash with the churn fields that cannot change its samples put at the values that stand for
+    them (`inert_churn`): trials with equal keys give bit-identical samples."""
+    from edmctl.design.sampler import inert_churn
+
+    sampler = recipe.sampler.model_copy(update=inert_churn(recipe.sampler))
+    return recipe.model_copy(update={"sampler": sampler}).hash()
+
+
 def iter_trials(spec, max_trials: int = MAX_TRIALS,
-                on_progress: Callable[[int, int], None] = lambda done, total: None) -> Iterator[Trial]:
-    """Every trial of the sweep, validated, one at a time; repeated recipes are kept once (first wins). Refused
-    before any is built above `max_trials`; `on_progress(done, total)` after each assignment."""
+                on_progress: Callable[[int, int], None] = lambda done, total: None,
+                on_duplicate: Callable[[Duplicate], None] = lambda duplicate: None) -> Iterator[Trial]:
+    """Every trial of the sweep, validated, one at a time. An assignment whose recipe samples exactly like an
+    earlier trial's (same `sampling_key`: the same canonical recipe, or one differing only in inert churn
+    fields) is not a trial: `on_duplicate(Duplicate(axes, kept_trial))` is called instead. Refused before any is built
+    above `max_trials`; `on_progress(done, total)` after each assignment."""
     total = check_count(spec, max_trials)
-    seen: set[str] = set()
+    kept: dict[str, Trial] = {}
     for done, axes in enumerate(assignments(spec), 1):
-        recipe = trial_recipe(spec, axes, len(seen))
-        if recipe.hash() not in seen:
-            seen.add(recipe.hash())
-            yield Trial(len(seen) - 1, axes, recipe)
+        recipe = trial_recipe(spec, axes, len(kept))
+        key = sampling_key(recipe)
+        if key in kept:
+            on_duplicate(Duplicate(axes, kept[key]))
+        else:
+            kept[key] = Trial(len(kept), axes, recipe)
+            yield kept[key]
         on_progress(done, total)
 
 
 def expand(spec, max_trials: int = MAX_TRIALS,
-           on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[Trial]:
-    """Every trial of the sweep, validated before anything runs (see `iter_trials`)."""
-    return list(iter_trials(spec, max_trials, on_progress))
+           on_progress: Callable[[int, int], None] = lambda done, total: None,
+           on_duplicate: Callable[[Duplicate], None] = lambda duplicate: None) -> list[Trial]:
+    """Every distinct trial of the sweep, validated before anything runs (see `iter_trials`)."""
+    return list(iter_trials(spec, max_trials, on_progress, on_duplicate))

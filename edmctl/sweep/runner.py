@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edmctl.errors import CheckFailed
-from edmctl.sweep.expand import MAX_TRIALS, Trial, expand
+from edmctl.sweep.expand import MAX_TRIALS, Duplicate, Trial, expand
 from edmctl.sweep.scheduler import Outcome
 from edmctl.sweep.spec import SweepSpec, sweep_hash
 
@@ -28,6 +28,7 @@ class SweepPlan:
     trial_ids: dict[str, int]  # recipe hash -> trial run id
     todo: list[int]  # trial run ids queued now (any process sharing the sweep may run them)
     skipped: dict[str, list[int]] = field(default_factory=dict)  # done / running elsewhere
+    duplicates: list[Duplicate] = field(default_factory=list)  # assignments not run: an earlier trial samples the same
 
 
 @dataclass
@@ -86,10 +87,11 @@ def check_inputs(spec: SweepSpec) -> None:
 
 
 def plan_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS,
-               on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[Trial]:
-    """Every trial, validated (a UserError names the first invalid one, or a count above `max_trials`); nothing
-    is recorded."""
-    return expand(spec, max_trials, on_progress)
+               on_progress: Callable[[int, int], None] = lambda done, total: None,
+               duplicates: list[Duplicate] | None = None) -> list[Trial]:
+    """Every distinct trial, validated (a UserError names the first invalid one, or a count above `max_trials`);
+    assignments that sample like an earlier trial are appended to `duplicates`. Nothing is recorded."""
+    return expand(spec, max_trials, on_progress, (duplicates if duplicates is not None else []).append)
 
 
 def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
@@ -103,10 +105,12 @@ def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
     from edmctl.sweep.results import save_plot
 
     executor = executor or Local(jobs)
-    trials = plan_sweep(spec, max_trials, on_progress)
+    duplicates: list[Duplicate] = []
+    trials = plan_sweep(spec, max_trials, on_progress, duplicates)
     check_inputs(spec)
     executor.check(home)
     plan = queue_trials(spec, trials, home)
+    plan.duplicates = duplicates
     if not plan.todo and not plan.skipped["running"] and Registry(home).get(plan.sweep_id).status == "done":
         return SweepOutcome(plan, [])
     outcomes = []

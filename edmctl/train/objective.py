@@ -27,9 +27,14 @@ def build_net(recipe, shape: tuple[int, int, int], label_dim: int) -> torch.nn.M
                          dropout=recipe.training.dropout, label_dropout=recipe.training.label_dropout, **fields)
 
 
-def build_denoiser(recipe, net: torch.nn.Module, shape: tuple[int, int, int], label_dim: int) -> Denoiser:
-    """D(x; σ) with the recipe's preconditioning; carries `img_shape` and `label_dim` for the sampler."""
-    denoiser = Denoiser(net, recipe.bind(PRECONDS[recipe.precond.kind]), label_dim)
+def build_denoiser(recipe, net: torch.nn.Module, shape: tuple[int, int, int], label_dim: int,
+                   u: torch.Tensor | None = None) -> Denoiser:
+    """D(x; σ) with the recipe's preconditioning; carries `img_shape` and `label_dim` for the sampler. `u`: an
+    iDDPM table carried by an imported pickle, used instead of one computed here."""
+    precond = recipe.bind(PRECONDS[recipe.precond.kind])
+    if u is not None:
+        precond.use_table(u)
+    denoiser = Denoiser(net, precond, label_dim)
     denoiser.img_shape = tuple(shape)
     return denoiser
 

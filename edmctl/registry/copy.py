@@ -1,0 +1,107 @@
+"""`copy_runs`: runs moved from one registry to another (a laptop's SQLite and the team's PostgreSQL, either way).
+
+    report = copy_runs(Registry(), registry_at("postgresql+psycopg://me@db/team"), ["run12"])
+    report.copied      # {source id: target id} of the runs written now
+    report.present     # {source id: target id} of the runs the target already held (same uid): left as they are
+
+A run comes with its lineage: its ancestors (a trial's sweep, a sample run's training run), so its parent link
+holds in the target, and its descendants (a sweep's trials). Each run keeps its row (ids are the target's own,
+parent links remapped), its full metric history and latest values, and its artifact records; the files stay
+where they are and the records name them as the target stores paths (`Registry.stored_path`: absolute on a
+server, so every node that mounts the same filesystem finds them). A run is recognised by its uid (schema v4), so
+copying again adds nothing. The target is written in one transaction; copies into one server run one at a time.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection, insert, select
+
+from edmctl.errors import UserError
+from edmctl.registry import db
+from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
+from edmctl.registry.store import Registry, is_stale
+
+RUNS, METRICS, LATEST, ARTIFACTS = (RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__,
+                                    ArtifactRecord.__table__)
+
+
+@dataclass
+class CopyReport:
+    copied: dict[int, int] = field(default_factory=dict)  # source run id -> its new id in the target
+    present: dict[int, int] = field(default_factory=dict)  # source run id -> the target's copy made before
+    metric_rows: int = 0
+    artifact_rows: int = 0
+
+
+def registry_at(where: str, create: bool) -> Registry:
+    """The registry a `--to`/`--from` names: a database URL, or an edmctl home folder (its registry.db). An SQLite
+    registry's home is its file's folder (artifact paths in it are relative to that folder)."""
+    if "://" not in where:
+        home = Path(where).expanduser().resolve()
+        return Registry(home, url=f"sqlite:///{home / 'registry.db'}", create=create)
+    url = db.with_driver(where)
+    sqlite_file = db.sqlite_path(url)
+    return Registry(sqlite_file.parent if sqlite_file is not None else None, url=url, create=create)
+
+
+def copy_runs(source: Registry, target: Registry, refs: list[str]) -> CopyReport:
+    """Copy the runs `refs` name (with their lineage) from `source` into `target`; see the module docstring."""
+    if source.url == target.url:
+        raise UserError(f"--to/--from names the registry the runs are in ({db.shown(source.url)}); name another one.")
+    runs = lineage(source, [source.get(ref).id for ref in refs])
+    live = [run.label for run in runs if run.status == "running" and not is_stale(run)]
+    if live:
+        raise UserError(f"{', '.join(live)} still running; copy when it has ended (`edmctl runs` shows its status).")
+    with db.read(source.engine) as conn:
+        ids = [run.id for run in runs]
+        metrics = conn.execute(select(METRICS).where(METRICS.c.run_id.in_(ids)).order_by(METRICS.c.id)).mappings().all()
+        latest = conn.execute(select(LATEST).where(LATEST.c.run_id.in_(ids))).mappings().all()
+        artifacts = conn.execute(select(ARTIFACTS).where(ARTIFACTS.c.run_id.in_(ids)).order_by(ARTIFACTS.c.id)).mappings().all()
+    artifacts = [{**row, "path": target.stored_path(source.artifact_path(ArtifactRecord(**row)))} for row in artifacts]
+    return db.write(target.engine, lambda conn: _write(conn, runs, metrics, latest, artifacts))
+
+
+def lineage(registry: Registry, run_ids: list[int]) -> list[RunRecord]:
+    """The runs, their ancestors and their descendants, parents before children."""
+    chosen: dict[int, RunRecord] = {}
+    for run_id in run_ids:
+        run = registry.get(run_id)
+        while run.parent_id is not None and run.parent_id not in chosen:  # ancestors: the parent link must hold
+            parent = registry.get(run.parent_id)
+            chosen[parent.id] = parent
+            run = parent
+        pending = [registry.get(run_id)]
+        while pending:  # the run and its descendants
+            run = pending.pop()
+            chosen[run.id] = run
+            pending += registry.children(run.id)
+    return sorted(chosen.values(), key=lambda r: r.id)  # a parent is always recorded before its children
+
+
+def _write(conn: Connection, runs: list[RunRecord], metrics, latest, artifacts) -> CopyReport:
+    db.lock_name(conn, "runs copy")  # two copies into one server: the second finds what the first wrote
+    report = CopyReport()
+    known = dict(conn.execute(select(RUNS.c.uid, RUNS.c.id).where(RUNS.c.uid.in_([r.uid for r in runs]))).all())
+    for run in runs:
+        if run.uid in known:
+            report.present[run.id] = known[run.uid]
+            continue
+        row = {c.name: getattr(run, c.name) for c in RUNS.columns if c.name != "id"}
+        row["parent_id"] = _mapped(report, run.parent_id)
+        report.copied[run.id] = conn.execute(insert(RUNS).values(**row)).inserted_primary_key[0]
+    for table, rows in ((METRICS, metrics), (LATEST, latest), (ARTIFACTS, artifacts)):
+        new_rows = [{**{k: v for k, v in row.items() if k != "id"}, "run_id": report.copied[row["run_id"]]}
+                    for row in rows if row["run_id"] in report.copied]
+        if new_rows:
+            conn.execute(insert(table), new_rows)
+    report.metric_rows = sum(row["run_id"] in report.copied for row in metrics)
+    report.artifact_rows = sum(row["run_id"] in report.copied for row in artifacts)
+    return report
+
+
+def _mapped(report: CopyReport, run_id: int | None) -> int | None:
+    """The target's id of a source run copied now or before (its parent, copied first)."""
+    if run_id is None:
+        return None
+    return report.copied.get(run_id, report.present.get(run_id))

@@ -19,11 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
-from servers import ServerUnavailable, free_port
+from servers import ServerUnavailable, free_port, running
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "squeue", "scancel", "sinfo", "scontrol")
@@ -60,20 +59,13 @@ class SlurmCluster:
         self.daemons: list[subprocess.Popen] = []
 
     @classmethod
-    @contextmanager
-    def started(cls) -> Iterator["SlurmCluster"]:
+    def started(cls) -> ContextManager["SlurmCluster"]:
         missing = [tool for tool in (*DAEMONS, *COMMANDS) if shutil.which(tool) is None]
         if missing:
             raise ServerUnavailable(f"{', '.join(missing)} not on PATH (Debian: apt-get install slurm-wlm munge)")
         if os.geteuid() != 0:
             raise ServerUnavailable("the test cluster's slurmd must run as root (it starts jobs as their user)")
-        cluster = cls(Path(tempfile.mkdtemp(prefix="edmctl-slurm-")))
-        try:
-            cluster._start()
-            yield cluster
-        finally:
-            cluster._stop()
-            shutil.rmtree(cluster.folder, ignore_errors=True)
+        return running(cls(Path(tempfile.mkdtemp(prefix="edmctl-slurm-"))))
 
     def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
         """A Slurm client command against this cluster."""

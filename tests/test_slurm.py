@@ -105,13 +105,17 @@ def test_rendezvous_is_c10d_on_the_first_host_with_a_port_of_the_job():
                        "--rdzv_id=123457"]
 
 
-def test_cancel_of_a_local_sweep_says_it_has_no_job_array(tmp_path, monkeypatch, capsys):
+def test_cancel_of_a_sweep_without_job_arrays_says_so(tmp_path, monkeypatch, capsys):
+    from edmctl.sweep import plan_sweep, read_sweep
+    from edmctl.sweep.runner import queue_trials
+
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    sweep = write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0]')
-    assert main(["sweep", str(sweep)]) == 0
-    assert main(["sweep", "cancel", "run1"]) == 2
+    spec = read_sweep(write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0]'))
+    plan = queue_trials(spec, plan_sweep(spec), None)
+    assert main(["sweep", "cancel", f"run{plan.sweep_id}"]) == 2
     assert "not run with --executor slurm" in capsys.readouterr().err
+    assert main(["sweep", "cancel", f"run{plan.todo[0]}"]) == 2  # a trial, not a sweep
 
 
 # -- the array task against a real registry, without a cluster ---------------------------------------------------
@@ -125,9 +129,11 @@ def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(tmp_pa
     from edmctl.sweep.runner import queue_trials
 
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    spec = read_sweep(write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0, 10.0, 40.0]'))
+    spec = read_sweep(write_sweep(tmp_path, "0-3", 4, '"sampler.rho" = [5.0, 7.0, 9.0]'))
     plan = queue_trials(spec, plan_sweep(spec), tmp_path / "home")
     env = registry_env(Registry(tmp_path / "home"))
+    for name, value in env.items():  # what the task sets, undone after the test
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert sorted(run_task(plan.sweep_id, spec.settings(), env)) == sorted(plan.todo)
@@ -191,32 +197,36 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
 
 
 @pytest.mark.slow
-def test_a_trial_whose_task_is_cancelled_ends_interrupted_and_a_rerun_completes_it(slurm_cluster, postgres_url, tmp_path,
-                                                                                  monkeypatch):
+def test_trials_of_cancelled_tasks_end_interrupted_and_a_rerun_completes_them(slurm_cluster, postgres_url, tmp_path,
+                                                                             monkeypatch):
+    """Two trials of some seconds, one task at a time: `scancel` of the first task interrupts its trial, the next
+    task takes the other one, `edmctl sweep cancel` interrupts that; running the sweep again completes both."""
     from edmctl.registry import Registry
 
     monkeypatch.setenv("EDMCTL_DB_URL", postgres_url)
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
-    sweep_file = write_sweep(tmp_path, "0-511", 64, '"sampler.s_churn" = [0.0]')  # one trial of some seconds
-    command = [sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--executor", "slurm"]
+    sweep_file = write_sweep(tmp_path, "0-511", 64, '"sampler.rho" = [6.0, 7.0]')
+    command = [sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--executor", "slurm", "--max-parallel", "1"]
     submitter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    trial = wait_for_running_trial(tmp_path / "home", submitter)
-    slurm_cluster.run(["scancel", trial.extra["slurm_job"]])
+    first = wait_for_running_trial(tmp_path / "home", submitter, after=set())
+    slurm_cluster.run(["scancel", first.extra["slurm_job"]])
+    second = wait_for_running_trial(tmp_path / "home", submitter, after={first.id})
+    assert main(["sweep", "cancel", f"run{first.parent_id}"]) == 0
     out, err = submitter.communicate(timeout=120)
     assert submitter.returncode == 1, err
     registry = Registry(tmp_path / "home")
-    assert registry.get(trial.id).status == "interrupted"
+    assert [registry.get(t.id).status for t in (first, second)] == ["interrupted", "interrupted"]
     assert main(["sweep", str(sweep_file), "--executor", "slurm"]) == 0
-    assert registry.get(trial.id).status == "done"
-    assert registry.get(trial.parent_id).status == "done"
+    assert [registry.get(t.id).status for t in (first, second, registry.get(first.parent_id))] == ["done"] * 3
 
 
-def wait_for_running_trial(home: Path, process: subprocess.Popen, timeout_s: float = 120.0):
+def wait_for_running_trial(home: Path, process: subprocess.Popen, after: set[int], timeout_s: float = 120.0):
+    """The first trial other than those `after` that runs in a Slurm task."""
     from edmctl.registry import Registry
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
-        running = Registry(home).list(kind="sample", status="running")
+        running = [r for r in Registry(home).list(kind="sample", status="running") if r.id not in after]
         if running and running[0].extra.get("slurm_job"):
             return running[0]
         time.sleep(0.2)

@@ -18,11 +18,11 @@ AllowSqliteOpt = Annotated[bool, typer.Option("--allow-sqlite", help="Let Slurm 
 
 
 def executor_options(executor: str, options: dict[str, tuple[str, ...]], given: dict[str, Any]) -> dict[str, Any]:
-    """The options given (not None, not empty, not False) after checking that `executor` is a key of `options`
+    """The options given (not None, not an empty tuple, not False) after checking that `executor` is a key of `options`
     (executor -> the option names it takes) and takes every one of them; a UserError naming the first that does not."""
     if executor not in options:
         raise UserError(f"--executor {executor!r} is not one of {', '.join(options)}.")
-    given = {name: value for name, value in given.items() if value not in (None, [], (), False)}
+    given = {name: value for name, value in given.items() if value is not None and value is not False and value != ()}
     for name in given:
         if name not in options[executor]:
             owner = next(e for e, names in options.items() if name in names)

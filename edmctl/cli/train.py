@@ -58,7 +58,7 @@ def train(
     overrides: SetOpt = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue training run RUN from its newest snapshot, as a new run with RUN as parent.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe, parameter count and measured time per kimg; write nothing.")] = False,
-    nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Processes on this machine (DDP under torchrun: NCCL on GPUs, gloo on CPU; default 1).")] = None,
+    nproc: Annotated[int | None, typer.Option("--nproc", help="Processes on this machine (DDP under torchrun: NCCL on GPUs, gloo on CPU; default 1).")] = None,
     executor: ExecutorOpt = "local",
     nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Slurm: nodes of the job, torchrun on each (default 1).")] = None,
     gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", min=0, help="Slurm: GPUs per node, one process each (0: CPU processes, gloo).")] = None,
@@ -85,6 +85,8 @@ def train(
         doc = SlurmTraining(**given).run(_relaunch_args(recipe_path, overrides, resume, dry_run, False), on_submit=_submitted)
         return _print_outcome(doc, dry_run, as_json)
     nproc = given.get("nproc", 1)
+    if nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {nproc}.")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         command = torchrun_command(nproc, _relaunch_args(recipe_path, overrides, resume, dry_run, as_json))
         apply_to_children()  # torchrun and its workers start with edmctl's malloc settings

@@ -87,7 +87,6 @@ class Slurm:
     cpus_per_trial: int = 1
     max_parallel: int | None = None
     allow_sqlite: bool = False
-    arrays: list[str] = field(default_factory=list)  # the job arrays submitted by this process
 
     def request(self):
         from edmctl.slurm import SlurmRequest
@@ -100,8 +99,9 @@ class Slurm:
 
         slurm.submitit()
         slurm.check_shared_registry(home, self.allow_sqlite)
-        self.request().minutes()
-        self.request().sbatch_options()
+        request = self.request()
+        request.minutes()
+        request.sbatch_options()
 
     def run(self, sweep_id: int, settings: dict, home, on_outcome: Callable[[Outcome], None], owner: bool) -> list[Outcome]:
         from edmctl import slurm
@@ -118,7 +118,6 @@ class Slurm:
                                             array_parallelism=self.max_parallel or queued, job_name=f"edmctl-run{sweep_id}")
             jobs = slurm.submit_array(executor, run_task, queued, (sweep_id, settings, slurm.registry_env(registry)))
             array = slurm.array_id(jobs[0].job_id)
-            self.arrays.append(array)
             record_array(registry, sweep_id, array)
             watch = Watch(registry, sweep_id, array, on_outcome)
             slurm.wait_until_gone(array, watch.look)

@@ -7,7 +7,9 @@ Several `edmctl sweep` of the same file at once share the work: finding or recor
 one registry transaction (`registry.queue_group`), and every process claims trials one at a time from the same
 queue (`registry.start_next`). The first process to start the sweep run owns it: when no trial is left to claim
 it waits for the trials others are still running, then saves the plot and ends the sweep `done` or `failed`.
-The others help: they run trials until none is queued and show the results so far.
+The others help: they run trials until none is queued and show the results so far. Where the trials run is the
+executor's choice (`executors.py`: worker processes here, or a Slurm job array); every executor claims them from
+the queue the same way.
 """
 
 import sys

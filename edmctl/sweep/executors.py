@@ -20,7 +20,7 @@ queued trials and returns their outcomes; the owner of the sweep run also waits 
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from edmctl.sweep.scheduler import Outcome, default_device, execute_next, run_trials
 
@@ -141,7 +141,7 @@ class Watch:
     (a trial whose task was killed is reaped as interrupted); once no trial is queued, the array's pending
     tasks are cancelled (the running ones have taken every trial)."""
 
-    registry: object
+    registry: Any  # edmctl.registry.Registry
     sweep_id: int
     array: str
     on_outcome: Callable[[Outcome], None]
@@ -174,7 +174,6 @@ def wait_for_running(registry, sweep_id: int) -> None:
 
 
 EXECUTORS = {"local": Local, "slurm": Slurm}  # `edmctl sweep --executor NAME`
-
 
 
 def cancel_sweep(ref, home=None) -> tuple[int, list[str]]:

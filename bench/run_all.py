@@ -2,8 +2,8 @@
 ratio each measures, the value this run measured, the target and pass/miss where a target exists.
 
 Each benchmark runs with OMP_NUM_THREADS=1 (torch on one thread: the numbers do not depend on how busy the
-other core is), except `fid_throughput`, which is about threads: it measures with torch on every core and on
-one, and inherits the environment. `--quick` runs smaller sizes (the `quick` arguments below, about 5 minutes
+other core is), except `fid_throughput` and `threads`, which are about threads: they set the count themselves
+and inherit the environment. `--quick` runs smaller sizes (the `quick` arguments below, about 5 minutes
 on 2 cores); without it each benchmark runs at its own defaults. The exit status is 1 when a benchmark failed
 or printed no headline, else 0 (a missed target is a measurement, reported in the table, not an error).
 
@@ -43,6 +43,7 @@ class Benchmark:
     quick: list[str]
     parse: Callable[[str], list[Row]]  # the headline rows from the benchmark's output
     one_thread: bool = True
+    needs: str | None = None  # an environment variable without which the benchmark is skipped
 
     def command(self, quick: bool) -> list[str]:
         return [sys.executable, "-u", str(ROOT / "bench" / f"{self.name}.py"), *(self.quick if quick else self.full)]
@@ -108,9 +109,42 @@ def sweep_rows(output: str) -> list[Row]:
     return rows
 
 
+def startup_rows(output: str) -> list[Row]:
+    rows = []
+    for command, median, low, high in _number(r"^(edmctl .+?)\s{2,}median ([\d.]+) s \(spread ([\d.]+)\.\.([\d.]+)\)", output):
+        target = "<= 0.15 s" if command == "edmctl --help" else "-"
+        rows.append(Row(command, f"{median} s ({low}..{high})", target,
+                        float(median) <= 0.15 if command == "edmctl --help" else None))
+    return rows
+
+
+VS_NVLABS = (  # (the output line's start, its target, whether a median meets it): edmctl ÷ NVlabs
+    ("sampling .* CPU seconds", "<= 0.97", lambda median: median <= 0.97),
+    ("training CPU images/s", ">= 1.03", lambda median: median >= 1.03),
+    ("training peak memory growth", "<= 1", lambda median: median <= 1),
+)
+
+
+def vs_nvlabs_rows(output: str) -> list[Row]:
+    rows = []
+    for start, target, met in VS_NVLABS:
+        (what, median, low, high), = _number(rf"^({start}) .*?: median ([\d.]+) \(spread ([\d.]+)\.\.([\d.]+)", output)
+        rows.append(Row(f"edmctl / NVlabs {what}", f"{median} ({low}..{high})", target, met(float(median))))
+    return rows
+
+
 def sweep_show_rows(output: str) -> list[Row]:
     (trials, query, whole), = _number(r"sweep show, (\d+) trials: query ([\d.]+) s, command with rendering ([\d.]+) s", output)
     return [Row(f"edmctl sweep show, {trials} trials (query {query} s)", f"{float(whole):.3f} s", "< 1 s", float(whole) < 1.0)]
+
+
+def threads_rows(output: str) -> list[Row]:
+    """Time on N threads / time on 1, wall (CPU), for training and sampling, on the CPU as found and loaded."""
+    rows = []
+    for section, text in zip(("as found", "+1 busy process/core"), output.split("\nwith ", 1)):
+        for name, threads, wall, cpu in _number(r"^\s+(train|sample)\s+(\d+) threads: .* wall ([\d.]+), CPU ([\d.]+)$", text):
+            rows.append(Row(f"{name} time, {threads} threads / 1 ({section})", f"wall {wall}, CPU {cpu}"))
+    return rows
 
 
 BENCHMARKS = [
@@ -126,15 +160,25 @@ BENCHMARKS = [
               [], ["--steps", "2", "--rounds", "2"], train_loop_rows),
     Benchmark("fid_throughput", "FID pipeline (PNG folder -> stats) / detector alone",
               [], ["--num", "256", "--repeats", "3"], fid_rows, one_thread=False),
+    Benchmark("threads", "time of training / sampling the demo's network on N threads / on 1",
+              [], ["--rounds", "1", "--train-steps", "2", "--sample-steps", "4"], threads_rows, one_thread=False),
     Benchmark("sweep_overhead", "sweep scheduler seconds per trial beyond the trials' own work",
               [], ["--trials", "8"], sweep_rows),
     Benchmark("sweep_show", "edmctl sweep show seconds on a big sweep (query + rendering)",
               [], ["--trials", "2000"], sweep_show_rows),
+    Benchmark("startup", "seconds to --help and to the first denoiser call of `edmctl sample`",
+              [], ["--repeats", "3"], startup_rows),
+    Benchmark("vs_nvlabs", "edmctl / NVlabs/edm: sampling, training images/s, training memory (needs EDM_SRC)",
+              [], ["--repeats", "3", "--batch", "32"], vs_nvlabs_rows, needs="EDM_SRC"),
 ]
 
 
 def run(bench: Benchmark, quick: bool) -> tuple[list[Row], float, str | None]:
-    """Run one benchmark, echoing its output line by line; (headline rows, seconds, error or None)."""
+    """Run one benchmark, echoing its output line by line; (headline rows, seconds, error or None). One that
+    needs an unset environment variable is skipped: a row saying so, not an error."""
+    if bench.needs and not os.environ.get(bench.needs):
+        print(f"\n=== {bench.name}: skipped, {bench.needs} is not set", flush=True)
+        return [Row(f"skipped: set {bench.needs} to run it", "-")], 0.0, None
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if bench.one_thread:
         env["OMP_NUM_THREADS"] = "1"

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -157,6 +158,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder, then rename: never half a file."""
     with atomic_open(path) as f:
         f.write(data)
+
+
+def not_here(path: Path) -> str:
+    """Why a recorded file is missing, for a message: the registry may be shared by nodes that do not all mount
+    the filesystem the run wrote to."""
+    return (f"{path} is not on this node ({socket.gethostname()}): moved or deleted, or on a filesystem not mounted "
+            f"here at the same path")
 
 
 def file_sha256(path: Path) -> str:

@@ -9,9 +9,12 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(monkeypatch):
     """Every test starts on one thread, whatever the test before it (or code it ran, e.g. an in-process sweep
-    worker) set."""
+    worker) set, and gets back the thread variables that `edmctl --threads` sets for child processes."""
+    one = {"EDMCTL_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_DYNAMIC": "FALSE"}
+    for name, value in one.items():  # as `edmctl --threads 1` sets them; restored after the test
+        monkeypatch.setenv(name, value)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -12,7 +12,7 @@ from PIL import Image
 from edmctl.errors import UserError
 from edmctl.fid import (
     Stats, batches, best, compare, compute_stats, frechet_distance, image_folder, image_zip, load_detector,
-    load_stats, measure_blocks, save_stats, seed_blocks,
+    kernel_distance, load_stats, measure_blocks, save_stats, seed_blocks,
 )
 from edmctl.fid import weights
 from edmctl.fid.preprocess import preprocess
@@ -124,6 +124,52 @@ def test_a_known_mean_shift_gives_the_squared_norm_of_the_shift(tmp_path):
     b = compute_stats((images + 3).split(16), det)
     d = 3 * 4 * 4
     assert compare(b, a.stats).fid == pytest.approx(d * 9, rel=1e-9)
+
+
+def _cubic_kid(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased MMD² of Bińkowski et al. 2018 with k(x, y) = (xᵀy/d + 1)³, written out pair by pair."""
+    def k(u, v):
+        return (u @ v / len(u) + 1) ** 3
+
+    m = len(x)
+    same = sum(k(a[i], a[j]) for a in (x, y) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    return same - 2 * sum(k(a, b) for a in x for b in y) / m**2
+
+
+def test_kid_is_the_unbiased_cubic_kernel_mmd_of_the_scaled_features():
+    """With as many features as subset size every clean-fid subset is the whole set: KID is the exact MMD²."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 255, (6, 5)), rng.uniform(0, 200, (6, 5))
+    a, b = (Stats(f.mean(0), np.cov(f, rowvar=False), len(f), f) for f in (x, y))
+    assert kernel_distance(a, b, scale=1 / 255) == pytest.approx(_cubic_kid(x / 255, y / 255), rel=1e-12)
+
+
+def test_pixel_kid_of_white_against_black_images_is_seven():
+    """Pixels enter KID in [0, 1]: white images are x = 1, black x = 0, so k(white, white) = 2³, k(black, black)
+    = k(white, black) = 1 and KID = 8 + 1 - 2 = 7 (on raw 0..255 pixels it would be about 2.7e14)."""
+    det = load_detector("pixels")
+    white, black = (compute_stats([torch.full((4, 1, 3, 3), v, dtype=torch.uint8)], det) for v in (255, 0))
+    assert compare(white, black.stats).kid == pytest.approx(7.0, rel=1e-12)
+
+
+def test_pixel_kid_tells_digits_from_noise_and_is_near_zero_between_two_halves_of_the_digits():
+    from edmctl.data import open_dataset
+    from edmctl.fid import dataset_images
+
+    det = load_detector("pixels")
+    digits = torch.cat(list(batches(dataset_images(open_dataset("digits")), 512)))[:600]
+    noise = torch.randint(0, 256, (300, *digits.shape[1:]), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    first, second, random = (compute_stats([x], det) for x in (digits[:300], digits[300:], noise))
+    same, different = compare(first, second.stats).kid, compare(first, random.stats).kid
+    assert abs(same) < 0.01 and different > 0.2  # before pixels were scaled: ±1e10 for both
+
+
+def test_fewer_images_than_feature_dimensions_warn():
+    det = load_detector("pixels")  # 3 x 4 x 4 = 48 features
+    few, many = _images(20, size=4), _images(60, size=4, seed=1)
+    warning = compare(compute_stats([few], det), compute_stats([many], det).stats).warning
+    assert "20 measured images for 48-dimensional features" in warning and "at least 48 images" in warning
+    assert compare(compute_stats([many], det), compute_stats([many], det).stats).warning is None
 
 
 def test_seed_blocks_are_the_papers_three_disjoint_blocks_and_the_minimum_is_reported(detector_path):
@@ -242,6 +288,7 @@ def test_fid_of_a_folder_against_its_own_stats_is_zero_and_recorded(env, capsys,
     doc = json.loads(out)
     assert code == 0 and abs(doc["fid"]) < 1e-8 and doc["kid"] is not None
     [run] = _fid_runs(env["tmp"] / "home")
+    assert doc["files"] == [str(env["tmp"] / "home" / f"run{run.id}" / "stats.npz")]
     from edmctl.registry import Registry
 
     reg = Registry(env["tmp"] / "home")

@@ -62,3 +62,21 @@ def test_bad_input_exits_2_and_records_nothing(trained, capsys, tmp_path):
     assert main(["fid", "run1", "--ref", str(ref), "--num", "4", "--protocol", "clean"]) == 2  # ref made under edm
     assert main(["fid", str(tmp_path), "--ref", str(ref), "--steps", "3"]) == 2  # sampler flags on a folder
     assert len(Registry().list(limit=1000)) == before
+
+
+def test_text_output_shows_kid_and_warns_about_fewer_images_than_features(trained, capsys):
+    home, ref = trained
+    capsys.readouterr()
+    assert main(["fid", "run1", "--ref", str(ref), "--detector", "pixels", "--num", "12", "--repeats", "1"]) == 0
+    printed = capsys.readouterr()
+    kid = float(printed.out.split("KID ")[1].split()[0])
+    assert -1 < kid < 8  # pixels in [0, 1]: the cubic kernel lies in [1, 8]
+    assert "warning: 12 measured images for 64-dimensional features" in printed.err  # digits: 8 x 8 pixels
+
+
+def test_latest_is_the_newest_model_run_not_the_newest_fid_run(trained, capsys):
+    home, ref = trained
+    args = ["--ref", str(ref), "--detector", "pixels", "--num", "4", "--repeats", "1", "--json"]
+    assert run_json(capsys, ["fid", "run1", *args])[0] == 0  # the newest run is now a fid run
+    code, doc = run_json(capsys, ["fid", "latest", *args])
+    assert code == 0 and doc["measured"] == "run1"

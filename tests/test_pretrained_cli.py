@@ -60,6 +60,26 @@ def test_a_pickle_path_is_imported_once_and_sampled_like_a_run(home, capsys):
     assert np.array_equal(samples_of(f"run{first['run']}"), samples_of(f"run{second['run']}"))
 
 
+def test_sample_without_model_uses_the_newest_standalone_model_and_says_which(home, capsys):
+    """A throwaway config of an ablation, newer than the import, is not the default model; an explicit runN is."""
+    from edmctl.registry import open_run
+
+    imported = run_json(capsys, ["import", str(DATA / "edm-gray8-uncond.pkl")])["run"]
+    with open_run(kind="ablate") as ablation, open_run(kind="train", parent=ablation.id, name="config F") as config:
+        pass
+    assert main(["sample", "--seeds", "0-1", "--steps", "3", "--json"]) == 0
+    printed = capsys.readouterr()
+    doc = json.loads(printed.out)
+    assert doc["model"] == f"run:{imported.removeprefix('run')}" and doc["model_default"] is True
+    assert Registry().get(doc["run"]).parent_id == int(imported.removeprefix("run"))
+    assert f"model: {imported}" in printed.err  # said on stderr too
+    assert main(["sample", "--seeds", "0-1", "--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert f"model run:{imported.removeprefix('run')}" in printed and "wrote " in printed and "samples.npz" in printed
+    assert main(["sample", "--model", config.label, "--seeds", "0"]) == 2  # named: tried, though it has no snapshot
+    assert "has no snapshot" in capsys.readouterr().err
+
+
 def test_an_import_reproduces_and_a_changed_source_is_caught(home, capsys, tmp_path):
     pkl = tmp_path / "net.pkl"
     pkl.write_bytes((DATA / "edm-gray8-uncond.pkl").read_bytes())
@@ -110,6 +130,7 @@ def test_ablate_sampler_on_a_pickle(home, capsys, tmp_path):
                             "--seeds", "0-3", "--set", "eval.detector=pixels", "--set", f"eval.ref={json.dumps(str(ref))}"])
     assert doc["metric"] == "fd" and doc["curves"]
     assert Registry().get(doc["run"]).parent_id == Registry().list(kind="import")[0].id
+    assert doc["files"] == [str(Registry().run_dir(int(doc["run"][3:])) / "sampler_ladder.png")]
 
 
 def planted(monkeypatch, meta_or_obj) -> bytes:

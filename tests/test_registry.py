@@ -124,6 +124,40 @@ def test_get_accepts_run12_12_latest_and_rejects_unknown(home):
         open_run(kind="sample", parent="run99", home=home).__enter__()
 
 
+def test_latest_means_the_newest_run_of_the_kind_asked_for(home):
+    with open_run(kind="sweep", home=home) as sweep:
+        with open_run(kind="sample", parent=sweep.id, home=home) as trial:
+            pass
+    reg = Registry(home)
+    assert reg.get("latest").id == trial.id  # any kind: the trial, run after the sweep opened
+    assert reg.get("latest", kind="sweep").id == sweep.id
+    assert reg.get("latest", kind=("train", "sweep")).id == sweep.id
+    with pytest.raises(UserError, match="no train or import runs"):
+        reg.get("latest", kind=("train", "import"))
+    assert reg.get(f"run{trial.id}", kind="sweep").id == trial.id  # a named run is that run: its kind is checked by the caller
+
+
+def test_latest_standalone_skips_trials_of_sweeps_and_ablations_and_their_resumes(home):
+    with open_run(kind="train", home=home) as standalone:
+        pass
+    with open_run(kind="ablate", home=home) as ablation:
+        with open_run(kind="train", parent=ablation.id, name="config F", home=home) as config:
+            pass
+    with open_run(kind="train", parent=config.id, home=home):  # a resume of the ablation's config
+        pass
+    with open_run(kind="sweep", home=home) as sweep, open_run(kind="train", parent=sweep.id, home=home):
+        pass
+    with pytest.raises(ZeroDivisionError), open_run(kind="train", home=home):
+        1 / 0  # failed: not a model to fall back on
+    reg = Registry(home)
+    assert reg.latest(kind="train", status="done").parent_id == sweep.id  # what `sample` used to pick
+    assert reg.latest_standalone(("train", "import")).id == standalone.id
+    with open_run(kind="train", parent=standalone.id, home=home) as resumed:
+        pass
+    assert reg.latest_standalone(("train", "import")).id == resumed.id  # resuming a standalone run stays standalone
+    assert reg.latest_standalone(("import",)) is None
+
+
 def test_reading_an_absent_registry_creates_nothing(home, registry_backend):
     reg = Registry(home)
     assert reg.list() == [] and reg.latest() is None and reg.reap() == []
@@ -147,6 +181,13 @@ def test_list_filters_by_kind_status_where_and_limit(home):
     assert len(reg.list(where={"extra.nfe": "35"})) == 2
     assert len(reg.list(kind="sample", status="done", where={"kind": "sample"})) == 3
     assert reg.latest(kind="train").kind == "train" and reg.latest(kind="fid") is None
+    with open_run(kind="sample", name="18", home=home) as named:
+        pass
+    assert [r.id for r in reg.list(where={"name": "18"})] == [named.id]  # a text column: 18 is the text "18"
+    assert len(reg.list(where={"pid": str(os.getpid()), "parent_id": "null", "kind": "sample"})) == 4
+    for column, value in (("world_size", "one"), ("git_dirty", "1"), ("created", "yesterday")):
+        with pytest.raises(UserError, match=f"--where {column} takes a"):
+            reg.list(where={column: value})
     with pytest.raises(UserError, match="--status"):
         reg.list(status="finished")
     with pytest.raises(UserError, match="--where"):

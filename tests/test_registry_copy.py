@@ -123,3 +123,19 @@ def test_a_live_run_is_not_copied(local, team, capsys):
     with open_run(kind="train") as run:
         code, err = copy(capsys, f"run{run.id}", "--to", team)
     assert code == 2 and f"run{run.id} still running" in err
+
+
+def test_a_snapshot_the_team_records_but_this_node_does_not_mount_is_a_one_line_error(local, team, capsys):
+    """A node reading the team registry finds the record but not the file: the message says where it looked."""
+    from edmctl.errors import UserError
+    from edmctl.train.checkpoint import latest_snapshot, load_snapshot
+
+    train = local.ids[0]
+    report = copy(capsys, f"run{train}", "--to", team)[1]
+    there = team_registry(team)
+    copied = there.get(report["copied"][f"run{train}"])
+    path, sha256 = latest_snapshot(there, copied)
+    path.unlink()  # as seen from a node without the laptop's filesystem
+    with pytest.raises(UserError, match="is not on this node") as info:
+        load_snapshot(path, sha256)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

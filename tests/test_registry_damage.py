@@ -96,3 +96,20 @@ def test_a_missing_database_driver_names_the_package_to_install(home, capsys, mo
     assert main(["runs"]) == 2
     err = capsys.readouterr().err
     assert "driver is not installed" in err and "pip install" in err and err.startswith("error:")
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(home, capsys, monkeypatch):
+    from servers import free_port
+
+    monkeypatch.setenv("EDMCTL_DB_URL", f"postgresql://me:secret@127.0.0.1:{free_port()}/team")  # nothing listens
+    assert main(["runs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot use the registry database postgresql+psycopg://me:***@127.0.0.1")
+    assert "check the URL and that the server is up" in err and "secret" not in err and err.count("\n") == 1
+
+
+def test_a_missing_psycopg_names_the_postgres_extra(home, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # importing it fails, as when it is not installed
+    monkeypatch.setenv("EDMCTL_DB_URL", "postgresql://user@localhost/edmctl")  # psycopg is the default driver
+    assert main(["runs"]) == 2
+    assert "pip install 'edmctl[postgres]'" in capsys.readouterr().err

@@ -43,6 +43,7 @@ def test_sample_writes_what_the_library_computes_and_records_the_run(home, mixtu
         assert npz["seeds"].tolist() == [3, 1, 7, 8]
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"samples.npz", "grid.png", "000003.png", "000001.png", "000007.png", "000008.png"}
     assert doc["nfe"] == 5 and doc["images"] == 4 and doc["out"] == str(tmp_path / "out")
+    assert sorted(doc["files"]) == sorted(str(p) for p in (tmp_path / "out").iterdir())
     record = Registry(home).get(doc["run"])
     assert (record.kind, record.status, record.seeds) == ("sample", "done", [3, 1, 7, 8])
     assert record.recipe["sampler"]["solver"] == "euler" and record.recipe["sampler"]["steps"] == 5
@@ -101,7 +102,8 @@ def test_bad_input_exits_2_and_writes_nothing(home, mixture_npz, tmp_path, capsy
 
 def test_no_model_and_no_training_run_is_a_clear_error(home, capsys):
     assert main(["sample", "--seeds", "0"]) == 2
-    assert "no trained model in the registry; pass --model ideal:digits" in capsys.readouterr().err
+    assert "no finished training or import run outside sweeps and ablations in the registry; pass --model ideal:digits" \
+        in capsys.readouterr().err
     assert not home.exists()
 
 

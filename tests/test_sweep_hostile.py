@@ -1,5 +1,6 @@
 """Hostile and mistaken sweep files end in one clear error (exit 2) before anything is built or recorded."""
 
+import json
 import time
 
 import pytest
@@ -88,7 +89,10 @@ def test_sweep_show_lists_the_best_trials_and_says_how_many_more(tmp_path, home,
     assert main(["sweep", str(path), "--jobs", "1", "--limit", "3"]) == 0
     out = capsys.readouterr().out
     assert "... and 4 more trial(s)" in out and out.index("run2 ") < out.index("run3 ")  # best (2 steps) first
-    assert main(["sweep", "show", "latest", "--limit", "0"]) == 2  # latest is the last trial, not a sweep
-    capsys.readouterr()
-    assert main(["sweep", "show", "1", "--limit", "0"]) == 0
-    assert "more trial" not in capsys.readouterr().out
+    assert f"wrote {home / 'run1' / 'sweep.png'}" in out  # the plot the README promises, where it is
+    for ref in ("latest", "1"):  # latest: the newest sweep, not its last trial
+        assert main(["sweep", "show", ref, "--limit", "0"]) == 0
+        out = capsys.readouterr().out
+        assert "sweep" in out and "run1 " in out and "more trial" not in out and f"file {home / 'run1' / 'sweep.png'}" in out
+    assert main(["sweep", "show", "latest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == [str(home / "run1" / "sweep.png")]

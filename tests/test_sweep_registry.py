@@ -3,12 +3,12 @@
 import pytest
 
 from edmctl.errors import UserError
-from edmctl.registry import Registry, open_run, queue_run, start_run
+from edmctl.registry import AlreadyStarted, Registry, open_run, queue_run, start_run
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+def home(tmp_path, registry_backend):
+    """A fresh home, the registry on each backend (SQLite in the home, or PostgreSQL)."""
     return tmp_path / "home"
 
 
@@ -53,3 +53,29 @@ def test_an_interrupted_run_ends_interrupted(home):
     with pytest.raises(KeyboardInterrupt), start_run(trial, home=home):
         raise KeyboardInterrupt
     assert Registry(home).get(trial).status == "interrupted"
+
+
+def _start(home: str, run_id: int, barrier, outcomes) -> None:
+    barrier.wait(30)
+    try:
+        with start_run(run_id, home=home):
+            outcomes.put("ran")
+    except AlreadyStarted:
+        outcomes.put("refused")
+
+
+def test_processes_starting_one_queued_run_at_once_run_it_once(home):
+    """The claim reads the status and marks the run running in one transaction that locks the row (FOR UPDATE on
+    PostgreSQL, the database's write lock on SQLite): of six processes exactly one runs it."""
+    import multiprocessing
+
+    trial = queue_run(kind="sample", home=home)
+    ctx = multiprocessing.get_context("fork")
+    barrier, outcomes = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_start, args=(str(home), trial, barrier, outcomes)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert sorted(outcomes.get(timeout=5) for _ in procs) == ["ran"] + ["refused"] * 5
+    assert Registry(home).get(trial).status == "done"

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from edmctl.cli.main import main
+from edmctl.recipe import load_recipe
 from edmctl.registry import Registry
 from edmctl.train.data import IndexStream
 from edmctl.train.ema import ema_beta
@@ -164,12 +165,17 @@ def test_dry_run_measures_and_writes_nothing(home, capsys):
 
     doc = json.loads(capsys.readouterr().out)
     assert doc["parameters"] > 0 and doc["seconds_per_kimg"] > 0 and doc["recipe"]["training"]["batch"] == 16
+    assert main(["train", str(ROOT / "recipes/digits.toml"), *sets(*TINY), "--dry-run"]) == 0
+    dumped = home.parent / "dry-run.toml"
+    dumped.write_text(capsys.readouterr().out)  # the text output is the resolved recipe, a loadable TOML file
+    assert load_recipe(dumped).hash() == doc["recipe_hash"] and "s/kimg measured" in dumped.read_text()
     assert not home.exists()
 
 
 def test_sample_without_model_uses_the_newest_training_run_and_its_sampler(home, capsys):
     assert main(["train", str(ROOT / "recipes/digits.toml"), *sets(*TINY, "sampler.steps=4")]) == 0
-    capsys.readouterr()
+    snapshots = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"wrote {home / 'run1'}")]
+    assert snapshots and all(".pt" in line for line in snapshots)  # every file it wrote: its snapshots
     assert main(["sample", "--seeds", "0-1", "--json"]) == 0
     import json
 

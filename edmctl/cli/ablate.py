@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files, run_outputs
+from edmctl.cli.tables import print_table
 from edmctl.errors import UserError
 
 app = typer.Typer(help="The paper's ablation ladders: the sampler ladder of Figure 2, the training ladder of Table 2.",
@@ -58,7 +59,7 @@ def render_ladder(result) -> None:
         cells = ("-",) * (len(result.measures) + 1) if knee is None else (
             str(knee.nfe), *(f"{knee.values[m]:.3g}" for m in result.measures))
         table.add_row(curve.label, *cells)
-    out.print(table)
+    print_table(table)
     out.print(paper_order_line(result), highlight=False)
 
 
@@ -73,7 +74,7 @@ def paper_order_line(result) -> str:
 
 @app.command("sampler")
 def sampler(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits?std=0.2, ideal:PATH.npz, run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
     family: Annotated[str | None, typer.Option("--family", help="vp, ve or iddpm: whose original sampler starts the ladder (default: the run's precond kind, else vp).")] = None,
     nfe_max: Annotated[int, typer.Option("--nfe-max", min=2, help="Largest NFE of every curve.")] = 128,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the initial noise, e.g. 0-63 (FID models: images per point).")] = "0-63",
@@ -113,8 +114,9 @@ def sampler(
         run.update(ladder=result.as_dict(), model=spec)
         run_id = run.id
 
-    emit({"run": f"run{run_id}", **result.as_dict()}, as_json, lambda: (render_ladder(result), out.print(
-        f"plot: {run.dir / 'sampler_ladder.png'}  (run{run_id})", highlight=False)))
+    files = run_outputs(run_id)
+    emit({"run": f"run{run_id}", **result.as_dict(), "files": [str(f) for f in files]}, as_json,
+         lambda: (render_ladder(result), print_files(files)))
 
 
 def _changes(rung, family: str) -> str:
@@ -129,15 +131,20 @@ def render_training_ladder(result) -> None:
 
     table = Table(title=f"{result.family} training ladder (EDM Table 2) at {result.budget_kimg:g} kimg on "
                         f"{result.base}; {result.metric}", title_justify="left")
-    for name in ("config", "Table 2 row", "what changed", "held at base", "loss", result.metric, "run"):
+    for name in ("config", "loss", result.metric, "run", "Table 2 row", "what changed", "held at base"):
         table.add_column(name, justify="right" if name in ("loss", result.metric) else "left")
     for rung in result.rungs:
         shown = "-" if rung.value is None else f"{rung.value:.4g}"
-        table.add_row(rung.config, rung.title, _changes(rung, result.family),
-                      ", ".join(rung.held) or "-",
-                      "-" if rung.loss is None else f"{rung.loss:.4g}",
-                      shown if rung.status == "done" else f"{rung.status}: {rung.error}", f"run{rung.run_id}")
-    out.print(table)
+        table.add_row(rung.config, "-" if rung.loss is None else f"{rung.loss:.4g}",
+                      shown if rung.status == "done" else f"{rung.status}: {rung.error}", f"run{rung.run_id}",
+                      rung.title, _changes(rung, result.family), ", ".join(rung.held) or "-")
+    print_table(table)  # the measures first: a narrow terminal leaves out the descriptions on the right
+
+
+def print_rung(rung) -> None:
+    """`config B (...): done  loss 0.4361  3.142` on stderr: numbers to 4 significant digits, "-" when missing."""
+    loss, value = ("-" if v is None else f"{v:.4g}" for v in (rung.loss, rung.value))
+    err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {loss}  {value}", highlight=False)
 
 
 @app.command("training")
@@ -155,13 +162,10 @@ def training(
     from edmctl.errors import CheckFailed
     from edmctl.sweep.training_ladder import training_ladder
 
-    def progress(rung) -> None:
-        value = "-" if rung.value is None else f"{rung.value:.4g}"
-        err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
-
-    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
-    emit(result.as_dict(), as_json, lambda: (render_training_ladder(result), out.print(
-        f"plot: {result.plot}  (run{result.run_id})", highlight=False)))
+    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=print_rung)
+    files = run_outputs(result.run_id)  # the plot and the configs' snapshots
+    emit({**result.as_dict(), "files": [str(f) for f in files]}, as_json,
+         lambda: (render_training_ladder(result), print_files(files)))
     if result.failed:
         raise CheckFailed(f"{len(result.failed)} of {len(result.rungs)} configs failed: "
                           + "; ".join(f"{r.config}: {r.error}" for r in result.failed))

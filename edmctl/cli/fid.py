@@ -5,8 +5,6 @@
 then call the `edmctl.fid` library; a measured value is recorded in the registry as a `fid` run.
 """
 
-import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_files, print_warning, progress_bar
 from edmctl.cli.sample import sampler_flag, sampler_overrides
 from edmctl.errors import UserError
 
@@ -56,6 +54,9 @@ def _device(device: str | None) -> str:
 
 
 def _recipe_hash(recipe: dict) -> str:
+    import hashlib
+    import json
+
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
@@ -70,6 +71,7 @@ def ref(
 ) -> None:
     """Reference statistics (mu, sigma) of a dataset, in the npz layout of EDM's reference files."""
     from edmctl.fid import batches, compute_stats, load_detector, save_stats
+    from edmctl.fid.pipeline import few_images
     from edmctl.fid.runs import open_source
     from edmctl.paths import check_output
 
@@ -79,8 +81,10 @@ def ref(
     with progress_bar(f"stats {images.name}", images.count) as bar:
         measured = compute_stats(batches(images, batch), det, on_batch=bar.advance)
     save_stats(out_path, measured.stats)
+    warning = few_images(measured.stats.dim, {"reference": measured.num_images})
+    _warn([warning])
     doc = {"out": str(out_path), "num_images": measured.num_images, "feature_dim": measured.stats.dim,
-           "images_per_s": measured.images_per_s, **det.describe()}
+           "images_per_s": measured.images_per_s, **det.describe(), "warning": warning, "files": [str(out_path)]}
     emit(doc, as_json, lambda: out.print(f"wrote {out_path}: {measured.num_images} images, {measured.stats.dim}-d "
                                          f"{det.name} features ({protocol}), {measured.images_per_s:.1f} img/s"))
 
@@ -99,7 +103,7 @@ def measure(
                                                                    f"else inception). {DETECTOR_IS_CODE}")] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help="edm: TF-compatible Inception FID as in the paper (clean-fid legacy_tensorflow); clean: clean-fid's clean mode. Default: eval.protocol for a run, else edm.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Images per batch (default: eval.batch for a run, else 64).")] = None,
-    solver: sampler_flag("--solver", "euler, heun, dpm2, lms or dpmpp-2m", str) = None,
+    solver: sampler_flag("--solver", "ODE solver", str) = None,
     steps: sampler_flag("--steps", "Number of noise levels N", int) = None,
     s_churn: sampler_flag("--s-churn", "S_churn") = None,
     s_tmin: sampler_flag("--s-tmin", "S_tmin") = None,
@@ -157,18 +161,32 @@ def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, d
         result = compare(measured, ref_stats)
         run.log_metrics({k: v for k, v in (("fid", result.fid), ("kid", result.kid), ("images_per_s", result.images_per_s)) if v is not None})
         run.update(**det.describe(), ref_sha256=ref_sha256, num_images=result.num_images, duration_s=result.seconds, target=str(target))
-        run.add_artifact(save_stats(Path(run.dir) / "stats.npz", measured.stats), kind="stats")
+        files = [save_stats(Path(run.dir) / "stats.npz", measured.stats)]
+        run.add_artifact(files[0], kind="stats")
         run_id = run.id
 
-    doc = {"run": run_id, **result.as_dict(), **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
-    emit(doc, as_json, lambda: out.print(
-        f"{_label(det)} {result.fid:.4f}  KID {'n/a' if result.kid is None else f'{result.kid:.6f}'}  ({result.num_images} images, "
-        f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"))
+    _warn([result.warning])
+    doc = {"run": run_id, **result.as_dict(), **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256,
+           "files": [str(f) for f in files]}
+    emit(doc, as_json, lambda: (out.print(
+        f"{_label(det)} {result.fid:.4f}  KID {_kid(result.kid)}  ({result.num_images} images, "
+        f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"), print_files(files)))
 
 
 def _label(det) -> str:
     """FID is the Fréchet distance in Inception features; with any other detector it is an FD, named as such."""
     return "FID" if det.name == "inception" else f"FD ({Path(det.name).name})"
+
+
+def _kid(kid: float | None) -> str:
+    """KID (an MMD², typically 1e-4..1; negative when the sets are close: the estimate is unbiased)."""
+    return "n/a" if kid is None else f"{kid:.4g}"
+
+
+def _warn(warnings: list[str | None]) -> None:
+    """Each distinct warning once, on stderr."""
+    for warning in dict.fromkeys(w for w in warnings if w):
+        print_warning(warning)
 
 
 def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets, device, as_json) -> None:
@@ -200,11 +218,13 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
                    duration_s=sum(r.seconds for r in results), measured=record.id)
         run_id = run.id
 
+    _warn([r.warning for r in results])
     doc = {"run": run_id, "measured": record.label, "fid": chosen.fid, "kid": chosen.kid, "nfe": nfe,
-           "repeats": [r.as_dict() for r in results], **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256}
+           "repeats": [r.as_dict() for r in results], **det.describe(), "ref": str(ref_path), "ref_sha256": ref_sha256,
+           "files": []}  # the images are streamed into the detector: nothing is written
     emit(doc, as_json, lambda: out.print(
-        f"{_label(det)} {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  NFE {nfe}  "
-        f"({num} images x {repeats}, {det.name} {det.protocol})  recorded as run {run_id}", highlight=False))
+        f"{_label(det)} {chosen.fid:.4f} (min of {', '.join(f'{r.fid:.4f}' for r in results)})  KID {_kid(chosen.kid)}  "
+        f"NFE {nfe}  ({num} images x {repeats}, {det.name} {det.protocol})  recorded as run {run_id}", highlight=False))
 
 
 def register(app: typer.Typer) -> None:

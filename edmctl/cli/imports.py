@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, out
+from edmctl.cli.common import JsonOpt, emit, out, print_files, run_outputs
 
 
 def import_network(
@@ -23,7 +23,8 @@ def import_network(
     network = {k: v for k, v in recipe.network.model_dump().items() if v is not None}
     doc = {"run": f"run{run_id}", "source": str(path), "precond": precond, "network": network,
            "img_shape": list(found.img_shape), "label_dim": found.label_dim,
-           "parameters": sum(t.numel() for t in found.state_dict.values()), "nvlabs": found.summary}
+           "parameters": sum(t.numel() for t in found.state_dict.values()), "nvlabs": found.summary,
+           "files": [str(f) for f in run_outputs(run_id)]}
 
     def render() -> None:
         fp16 = " (use_fp16: runs in float32 on CPU)" if found.summary["use_fp16"] else ""
@@ -32,6 +33,7 @@ def import_network(
         out.print(f"  network  {', '.join(f'{k}={v}' for k, v in network.items())}", highlight=False)
         out.print(f"  images   {'x'.join(map(str, found.img_shape))}, label_dim {found.label_dim}, "
                   f"{doc['parameters']:,} parameters", highlight=False)
+        print_files(doc["files"])
 
     emit(doc, as_json, render)
 

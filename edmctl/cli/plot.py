@@ -1,4 +1,5 @@
-"""`edmctl plot RUN... [--metric M]`: training curves from the registry (`edmctl.train.curves`)."""
+"""`edmctl plot RUN... [--metric M]`: training curves from the registry (`edmctl.train.curves`); `edmctl runs
+tensorboard RUN...`: the command that shows runs' TensorBoard event files (`edmctl.train.board`)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -28,9 +29,24 @@ def plot(
 ) -> None:
     """Curves of logged metrics against kimg; a resumed run continues its parent's curves."""
     path = write_curves(runs, out_path, metric)
-    emit({"runs": runs, "metric": metric, "plot": str(path)}, as_json, lambda: out.print(f"plot: {path}", highlight=False))
+    emit({"runs": runs, "metric": metric, "plot": str(path), "files": [str(path)]}, as_json, lambda: out.print(f"plot: {path}", highlight=False))
+
+
+def tensorboard(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Training runs trained with training.tensorboard = true.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the `tensorboard --logdir_spec` command that shows these runs' event files, each named by its run."""
+    from edmctl.registry import Registry
+    from edmctl.train.board import tensorboard_command
+
+    command, logdirs = tensorboard_command(Registry(), runs)
+    emit({"command": command, "logdirs": logdirs}, as_json, lambda: out.print(command, highlight=False))
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `plot` command."""
+    """Add the `plot` and `runs tensorboard` commands."""
+    from edmctl.cli.runs import runs_app
+
     app.command("plot")(plot)
+    runs_app.command("tensorboard")(tensorboard)

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, SetOpt, emit, out, print_error
+from edmctl.cli.tables import print_table
 
 recipe_app = typer.Typer(help="Show and validate recipes.", no_args_is_help=True)
 
@@ -14,13 +15,22 @@ recipe_app = typer.Typer(help="Show and validate recipes.", no_args_is_help=True
 def show(
     file: Annotated[Path | None, typer.Argument(help="Recipe TOML file (default: the paper's EDM recipe).")] = None,
     set_: SetOpt = None,
+    as_toml: Annotated[bool, typer.Option("--toml", help="Print the resolved recipe as a TOML file that loads back to the same recipe (same sha256).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the resolved recipe (every default filled in) and its sha256."""
+    from edmctl.errors import UserError
     from edmctl.recipe import load_recipe
+    from edmctl.recipe.write import recipe_toml
 
+    if as_toml and as_json:
+        raise UserError("give --toml or --json, not both.")
     recipe = load_recipe(file, set_)
     doc = {"file": str(file) if file else None, "hash": recipe.hash(), "recipe": recipe.canonical()}
+    if as_toml:
+        origin = " ".join([str(file) if file else "the default recipe", *(f"--set {s}" for s in set_ or [])])
+        print(recipe_toml(doc["recipe"], [f"{origin}, resolved by `edmctl recipe show --toml`", f"sha256 {doc['hash']}"]), end="")
+        return
 
     def render() -> None:
         from rich.table import Table
@@ -31,7 +41,7 @@ def show(
         for section, fields in doc["recipe"].items():
             for name, value in fields.items():
                 table.add_row(f"{section}.{name}", repr(value) if isinstance(value, str) else str(value))
-        out.print(table)
+        print_table(table)
 
     emit(doc, as_json, render)
 

@@ -4,7 +4,8 @@ from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, emit, out, styled
+from edmctl.cli.common import JsonOpt, emit, out, print_files, run_outputs, styled
+from edmctl.cli.tables import print_table
 from edmctl.errors import CheckFailed
 
 
@@ -16,6 +17,7 @@ def reproduce(
     from edmctl.reproduce import reproduce as reproduce_run
 
     verdict = reproduce_run(run)
+    files = run_outputs(verdict.reproduction)
 
     def render() -> None:
         from rich.table import Table
@@ -25,10 +27,13 @@ def reproduce(
             table.add_column(column)
         for c in verdict.checks:
             table.add_row(c.name, c.tolerance, styled("match", "green") if c.ok else styled("MISMATCH", "red"), c.detail)
-        out.print(table)
+        print_table(table)
+        for note in verdict.notes:
+            out.print(f"note: {note}", highlight=False)
         out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)
+        print_files(files)
 
-    emit(verdict.as_dict(), as_json, render)
+    emit({**verdict.as_dict(), "files": [str(f) for f in files]}, as_json, render)
     if not verdict.ok:
         raise CheckFailed(f"{verdict.reproduction} does not reproduce {verdict.original}.")
 

@@ -11,13 +11,15 @@ import typer
 
 from edmctl.cli.common import JsonOpt, emit, out, styled
 from edmctl.cli.plot import PlotOutOpt, write_curves
+from edmctl.cli.tables import print_table
 
 RECIPE_COLUMNS = (("solver", "sampler.solver"), ("steps", "sampler.steps"), ("precond", "precond.kind"),
                   ("data", "data.source"))
 STATUS_STYLE = {"done": "green", "running": "cyan", "queued": "blue", "failed": "red", "interrupted": "yellow"}
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run12, 12 or latest.")]
 
-runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`.",
+runs_app = typer.Typer(help="List recorded runs (newest first); `runs reap`, `runs rm RUN`, `runs copy RUN... --to URL`, "
+                            "`runs tensorboard RUN...`.",
                        invoke_without_command=True)
 
 
@@ -205,9 +207,12 @@ def rm(
 
 
 def show(run: RunArg, as_json: JsonOpt = False,
-         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, images/s against kimg) and print the path.")] = False,
+         plot: Annotated[bool, typer.Option("--plot", help="Also write its curves (loss per σ bin, loss, lr, EMA β, images/s, FID against kimg) and print the path.")] = False,
          out_path: PlotOutOpt = None) -> None:
-    """A run's recipe, metrics (latest and best), artifacts with sha256, and environment; `--plot`: its curves."""
+    """A run's recipe, metrics (latest and best), artifacts with sha256, sample grids by kimg (a resumed run's
+    continue its parent's) and environment; `--plot`: its curves."""
+    from edmctl.train.curves import grids
+
     reg = registry()
     reg.reap()
     record = reg.get(run)
@@ -217,8 +222,10 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc["artifacts"] = [{"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "step": a.step,
                          "on_this_node": reg.artifact_path(a).exists()} for a in reg.artifacts(record.id)]
     doc["children"] = [c.label for c in reg.children(record.id)]
+    doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
+        doc["files"] = [doc["plot"]]  # what `show` wrote, as every command that writes lists it
     emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
 
 
@@ -241,30 +248,32 @@ def render_show(doc: dict[str, Any]) -> None:
     from edmctl.registry.compare import flatten
 
     ended = doc["ended"] or time.time()
-    out.print(_pairs_table(f"{doc['run']}  {doc['kind']}", [
+    print_table(_pairs_table(f"{doc['run']}  {doc['kind']}", [
         ("status", styled_status(doc["status"])), ("name", doc["name"]), ("parent", f"run{doc['parent_id']}" if doc["parent_id"] else None),
         ("children", doc["children"]), ("created", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["created"]))),
         ("duration", f"{ended - (doc['started'] or doc['created']):.1f} s"), ("error", doc["error"]),
         ("argv", " ".join(doc["argv"])), ("seeds", seeds_text(doc["seeds"])), ("recipe hash", doc["recipe_hash"]),
         *sorted(doc["extra"].items())]))
-    out.print(_pairs_table("recipe", list(flatten(doc["recipe"]).items())))
+    print_table(_pairs_table("recipe", list(flatten(doc["recipe"]).items())))
     metrics = Table(title="metrics", title_justify="left", title_style="bold", box=None, header_style="dim", pad_edge=False)
     for column in ("key", "latest", "step", "best", "count"):
         metrics.add_column(column, justify="left" if column == "key" else "right")
     for key, m in doc["metrics"].items():
         metrics.add_row(key, fmt(m["latest"]), fmt(m["step"]), fmt(m["best"]), str(m["count"]))
-    out.print(metrics)
+    print_table(metrics)
     artifacts = Table(title="artifacts", title_justify="left", title_style="bold", box=None, header_style="dim", pad_edge=False)
     for column in ("kind", "path", "bytes", "sha256"):
         artifacts.add_column(column, overflow="fold", justify="right" if column == "bytes" else "left")
     for a in doc["artifacts"]:
         artifacts.add_row(a["kind"], a["path"], str(a["bytes"]), a["sha256"])
-    out.print(artifacts)
+    print_table(artifacts)
     for a in doc["artifacts"]:
         if not a["on_this_node"]:
             out.print(f"not on this node ({socket.gethostname()}): {a['path']} (moved, deleted, or on a filesystem "
                       "not mounted here at the same path)", highlight=False)
-    out.print(_pairs_table("environment", [(name, doc[name]) for name in (
+    if doc["grids"]:
+        print_table(_pairs_table("sample grids (kimg)", [(f"{g['kimg']:g}", g["path"]) for g in doc["grids"]]))
+    print_table(_pairs_table("environment", [(name, doc[name]) for name in (
         "host", "pid", "cwd", "git_commit", "git_dirty", "python_version", "torch_version", "cuda_version",
         "devices", "world_size", "packages_hash")]))
 
@@ -277,14 +286,22 @@ def compare(
     all_fields: Annotated[bool, typer.Option("--all", help="Every recipe and environment field, not only those that differ.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Runs side by side: the recipe fields that differ, metrics, and environment differences."""
+    """Runs side by side: the model, the recipe fields that differ (those that apply to each run's kind and
+    solver), metrics, and environment differences."""
     from edmctl.errors import UserError
+    from edmctl.recipe.applies import field_applies
     from edmctl.registry import compare as compare_runs
 
     if len(runs_) < 2:
         raise UserError("compare needs at least two runs, e.g. `edmctl compare run12 run17`.")
-    doc = compare_runs(registry(), runs_, all_fields=all_fields)
-    emit(doc, as_json, lambda: out.print(compare_table(doc, all_fields)))
+    doc = compare_runs(registry(), runs_, all_fields=all_fields, applies=field_applies)
+
+    def render() -> None:
+        print_table(compare_table(doc, all_fields))
+        for note in doc["notes"]:
+            out.print(f"note: {note}", highlight=False)
+
+    emit(doc, as_json, render)
 
 
 def compare_table(doc: dict[str, Any], all_fields: bool):
@@ -297,6 +314,8 @@ def compare_table(doc: dict[str, Any], all_fields: bool):
         table.add_column(label, overflow="fold")
     table.add_row("kind", *doc["kind"])
     table.add_row("status", *(styled_status(s) for s in doc["status"]))
+    if any(doc["model"]):
+        table.add_row("model", *(fmt(m) for m in doc["model"]))
     table.add_row("recipe hash", *(fmt(h)[:12] for h in doc["recipe_hash"]))
     qualifier = "" if all_fields else " (differences)"
     for title, rows in ((f"recipe{qualifier}", doc["recipe"]), ("metrics (latest)", doc["metrics"]),

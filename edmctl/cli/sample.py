@@ -4,17 +4,15 @@ The sampler flags are aliases of recipe fields: `--steps 32` is `--set sampler.s
 schema (its defaults and allowed values are the only ones). Every input is checked before the run is opened.
 """
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, out, progress_bar
+from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_files, progress_bar
 from edmctl.errors import UserError
 
-NO_MODEL = "no trained model in the registry; pass --model ideal:digits or train one with `edmctl train`."
 
 
 def sampler_flag(flag: str, help: str, kind=float):
@@ -24,45 +22,50 @@ def sampler_flag(flag: str, help: str, kind=float):
 
 def sampler_overrides(fields: dict, overrides: list[str]) -> list[str]:
     """`overrides` followed by the given sampler flags as `sampler.<field>=<TOML value>` (flags left out
-    skipped); a flag and a `--set` of the same field is a UserError."""
-    from edmctl.recipe.load import check_flag_conflicts
+    skipped, each naming its flag in errors); a flag and a `--set` of the same field is a UserError."""
+    import json
 
-    check_flag_conflicts({f"sampler.{name}": (f"--{name.replace('_', '-')}", value) for name, value in fields.items()},
-                         overrides)
+    from edmctl.recipe.load import FlagOverride, check_flag_conflicts
+
+    flag = {name: f"--{name.replace('_', '-')}" for name in fields}
+    check_flag_conflicts({f"sampler.{name}": (flag[name], value) for name, value in fields.items()}, overrides)
     result = list(overrides)
     for name, value in fields.items():
         if value is not None:
             text = json.dumps(value) if isinstance(value, str) else repr(value)  # repr: 0.001, inf; TOML reads both
-            result.append(f"sampler.{name}={text}")
+            result.append(FlagOverride(f"sampler.{name}={text}", f"{flag[name]} {value}"))
     return result
 
 
 def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
-    """`--model`, or the newest finished training run (`run:<id>`); returns the spec and the parent run id. An
-    NVlabs network pickle stands for its import run (imported on first use), so its recipe applies as a run's."""
-    if model is not None:
-        if model.startswith("run") and model[3:].isdigit():
-            model = f"run:{model[3:]}"  # --model run12: a training or import run
-        if Path(model).suffix.lower() == ".pkl":
-            from edmctl.pretrained import import_once
+    """`--model`, or the default model (`default_model_run`, said on stderr); returns the spec, a run as
+    `run:<id>`, and that run's id (None for other models). An NVlabs network pickle stands for its import run
+    (imported on first use), so its recipe applies as a run's."""
+    from edmctl.models.runs import default_model_run, model_run
 
-            model = f"run:{import_once(model)}"
-        prefix, _, body = model.partition(":")
-        return model, (body if prefix == "run" else None)
-    from edmctl.registry import Registry
+    if model is None:
+        record = default_model_run()
+        err.print(f"model: {record.label}{f' ({record.name})' if record.name else ''}, the newest finished {record.kind} "
+                  f"run outside sweeps and ablations; --model chooses another", highlight=False)
+        return f"run:{record.id}", record.id
+    if model.startswith("run") and model[3:].isdigit():
+        model = f"run:{model[3:]}"  # --model run12: a training or import run
+    if Path(model).suffix.lower() == ".pkl":
+        from edmctl.pretrained import import_once
 
-    registry = Registry()
-    latest = registry.latest(kind="train", status="done") if registry.exists else None
-    if latest is None:
-        raise UserError(NO_MODEL)
-    return f"run:{latest.id}", latest.id
+        model = f"run:{import_once(model)}"
+    prefix, _, body = model.partition(":")
+    if prefix != "run":
+        return model, None
+    run_id = model_run(body).id  # run:latest is the newest training or import run, named by its id from here on
+    return f"run:{run_id}", run_id
 
 
 def sample(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
-    solver: sampler_flag("--solver", "ODE solver; a bad name lists the allowed ones", str) = None,
+    solver: sampler_flag("--solver", "ODE solver", str) = None,
     disc: sampler_flag("--disc", "Time-step discretization {σ_i}", str) = None,
     schedule: sampler_flag("--schedule", "Noise schedule σ(t)", str) = None,
     scaling: sampler_flag("--scaling", "Signal scaling s(t)", str) = None,
@@ -117,16 +120,18 @@ def sample(
         with progress_bar("sampling", len(seed_list)) as bar:
             result = run_sample(denoiser, recipe.sampler, seed_list, batch, class_label=class_label,
                                 progress=lambda done, total: bar.update(completed=done))
-        write_samples(target, result.samples, result.seeds, force)
+        files = write_samples(target, result.samples, result.seeds, force)
         run.add_artifact(target / "samples.npz", kind="samples")
         run.log_metrics({"nfe": result.nfe, "images_per_s": result.images_per_second})
         run.update(nfe=result.nfe, model=spec, num_images=len(seed_list), duration_s=result.seconds, class_label=class_label, batch=batch)
         run_id = run.id
 
-    doc = {"run": run_id, "out": str(target), "model": spec, "nfe": result.nfe, "images": len(seed_list),
-           "images_per_s": result.images_per_second, "seconds": result.seconds, "sampler": recipe.sampler.model_dump()}
-    emit(doc, as_json, lambda: out.print(
-        f"NFE {result.nfe}  {len(seed_list)} images  {result.images_per_second:.1f} img/s  -> {target}  (run {run_id})", highlight=False))
+    doc = {"run": run_id, "out": str(target), "model": spec, "model_default": model is None, "nfe": result.nfe,
+           "images": len(seed_list), "images_per_s": result.images_per_second, "seconds": result.seconds,
+           "sampler": recipe.sampler.model_dump(), "files": [str(f) for f in files]}
+    emit(doc, as_json, lambda: (out.print(
+        f"model {spec}  NFE {result.nfe}  {len(seed_list)} images  {result.images_per_second:.1f} img/s  -> {target}  "
+        f"(run {run_id})", highlight=False), print_files(files)))
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,7 @@ def reference_from_run(ref: str, model_spec: str):
     from edmctl.registry import Registry
 
     registry = Registry()
-    record = registry.get(ref)
+    record = registry.get(ref, kind="sample")
     if record.kind != "sample" or record.extra.get("model") != model_spec:
         raise UserError(f"--reference {ref}: needs a sample run of --model {model_spec!r} "
                         f"({record.label} is a {record.kind} run of {record.extra.get('model')!r}).")
@@ -121,7 +121,8 @@ def optimize(
 
     doc = {"run": run_id, "out": str(target_path), "model": model, "solver": start.solver, "nfe": search.nfe,
            "steps": len(search.sigmas), "sigmas": search.sigmas, "error": search.error, "start_error": search.start_error,
-           "start_disc": search.start_disc, "evaluations": search.evaluations, "reference": described}
+           "start_disc": search.start_disc, "evaluations": search.evaluations, "reference": described,
+           "files": [str(target_path)]}
     emit(doc, as_json, lambda: out.print(
         f"{start.solver} NFE {search.nfe}: median RMS {search.start_error:.3g} ({search.start_disc}) -> {search.error:.3g} "
         f"in {search.evaluations} evaluations  -> {target_path}  (run {run_id})", highlight=False))

@@ -12,7 +12,7 @@ from typing import Annotated, Callable, Iterator
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out, styled, text_table
+from edmctl.cli.common import JsonOpt, emit, err, on_interrupt, out, print_files, styled, text_table
 from edmctl.cli.slurm import AllowSqliteOpt, ExecutorOpt, PartitionOpt, SlurmOptionOpt, TimeOpt, executor_options
 from edmctl.errors import CheckFailed
 
@@ -41,8 +41,10 @@ def _fmt(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def render_results(results, limit: int = DEFAULT_LIMIT) -> None:
-    """The first `limit` trials (0: all) best first as aligned lines (status coloured), under a title line."""
+def render_results(results, limit: int = DEFAULT_LIMIT, label: str = "wrote") -> None:
+    """The first `limit` trials (0: all) best first as aligned lines (status coloured; the Slurm job of each
+    trial a Slurm task ran), under a title line; then the files the sweep wrote (its plot, its trials'
+    snapshots), each line starting with `label`."""
     axes, on_slurm = results.axes, any(row.slurm_job for row in results.rows)
     header = ["#", "run", *(axis.rsplit(".", 1)[-1] for axis in axes), results.metric, "nfe", "s",
               *(["slurm job"] if on_slurm else []), "status"]
@@ -55,6 +57,7 @@ def render_results(results, limit: int = DEFAULT_LIMIT) -> None:
     out.print(text_table(header, lines, right=[0, *range(2, status_column)],
                          style_of=lambda c, v: STATUS_STYLE.get(v) if c == status_column else None), highlight=False)
     _more(len(results.rows), len(lines))
+    print_files(results.files, label)
 
 
 def _more(total: int, shown: int) -> None:
@@ -111,7 +114,7 @@ def run(
         detail = () if outcome.status == "done" else (str(outcome.error),)
         err.print(f"run{outcome.trial_id}:", word, *detail, highlight=False)
 
-    with validation_progress(check_count(spec, cap)) as validated:
+    with on_interrupt(lambda: kept_by_sweep(sweep_file, cap)), validation_progress(check_count(spec, cap)) as validated:
         outcome = run_sweep(spec, on_outcome=progress, max_trials=cap, on_progress=validated, executor=runner)
     _report_duplicates(outcome.plan.duplicates)
     skipped = len(outcome.plan.skipped["done"])
@@ -132,6 +135,20 @@ def _report_duplicates(duplicates) -> None:
     if duplicates:
         err.print(f"{len(duplicates)} duplicate trial(s) skipped: each samples exactly like an earlier one "
                   f"(e.g. {duplicates[0].text})", highlight=False, markup=False)
+
+
+def kept_by_sweep(sweep_file: Path, max_trials: int) -> tuple[str, None]:
+    """What an interrupted sweep kept: its finished trials; the same command runs the rest (`on_interrupt`)."""
+    from edmctl.errors import UserError
+    from edmctl.sweep import sweep_results
+
+    try:
+        results = sweep_results(_sweep_ref(str(sweep_file), max_trials))
+    except UserError:
+        return "no trial was recorded yet", None
+    done = sum(row.status == "done" for row in results.rows)
+    return (f"{done} of {len(results.rows)} trials of run{results.sweep_id} finished and are kept; the same command "
+            "skips them and runs the rest"), None
 
 
 PROGRESS_FROM = 500  # sweeps with at least this many trials show a progress bar while they are validated
@@ -170,7 +187,7 @@ def show(
     from edmctl.sweep import sweep_results
 
     results = sweep_results(_sweep_ref(sweep, max_trials))
-    emit(results.as_dict(), as_json, lambda: render_results(results, limit))
+    emit(results.as_dict(), as_json, lambda: render_results(results, limit, label="file"))
 
 
 @app.command("cancel")

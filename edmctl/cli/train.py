@@ -10,7 +10,8 @@ from typing import Annotated, Callable, Iterator
 
 import typer
 
-from edmctl.cli.common import JsonOpt, SetOpt, emit, err, out, print_error, progress_bar
+from edmctl.cli.common import (JsonOpt, SetOpt, emit, err, on_interrupt, out, print_error, print_files, progress_bar,
+                               run_outputs)
 from edmctl.cli.slurm import AllowSqliteOpt, ExecutorOpt, PartitionOpt, SlurmOptionOpt, TimeOpt, executor_options
 from edmctl.errors import UserError
 
@@ -28,6 +29,26 @@ def _progress(total_kimg: float, enabled: bool) -> Iterator[Callable[[int, float
     with progress_bar("training", total_kimg, count="{task.completed:.1f}/{task.total:g} kimg",
                       extra=["loss {task.fields[loss]}"], rate=lambda speed: f"{speed * 1000:.0f} img/s", loss="-") as bar:
         yield lambda nimg, loss: bar.update(completed=nimg / 1000, loss="-" if loss != loss else f"{loss:.4f}")
+
+
+def kept_by_training(world_size: int) -> tuple[str, str | None]:
+    """What an interrupted training kept — the newest snapshot of the run this process recorded — and the command
+    that continues from it (`on_interrupt`)."""
+    import socket
+
+    from edmctl.registry import Registry
+    from edmctl.train.checkpoint import latest_snapshot
+
+    registry = Registry()
+    mine = registry.list(kind="train", where={"pid": os.getpid(), "host": socket.gethostname()}, limit=1)
+    if not mine:
+        return "no run was recorded yet", None
+    try:
+        path, _ = latest_snapshot(registry, mine[0])
+    except UserError:
+        return f"{mine[0].label} stopped before its first snapshot (training.snapshot_kimg), nothing to continue from", None
+    nproc = f" --nproc {world_size}" if world_size > 1 else ""
+    return f"{mine[0].label} kept its snapshot {path}", f"edmctl train --resume {mine[0].label}{nproc}"
 
 
 def _resolve_recipe(recipe_path: Path | None, overrides: list[str], resume: str | None):
@@ -98,21 +119,25 @@ def train(
             if dist.is_main:
                 _print_outcome(doc, dry_run, as_json)
             return
-        with _progress(recipe.training.duration_kimg, dist.is_main and not as_json) as progress:
+        with on_interrupt(lambda: kept_by_training(dist.world_size)), \
+                _progress(recipe.training.duration_kimg, dist.is_main and not as_json) as progress:
             outcome = run_train(recipe, dist, resume=resume, progress=progress, warn=_warn)
     finally:
         shutdown(dist)
     if dist.is_main:
+        files = run_outputs(outcome.run)  # the snapshots and sample grids
         _print_outcome({"run": outcome.run, "kimg": outcome.nimg / 1000, "parameters": outcome.parameters,
-                        "metrics": outcome.metrics, "snapshot": outcome.snapshot}, dry_run, as_json)
+                        "metrics": outcome.metrics, "snapshot": outcome.snapshot, "files": [str(f) for f in files]},
+                       dry_run, as_json)
 
 
 def _print_outcome(doc: dict, dry_run: bool, as_json: bool) -> None:
+    """A training's outcome (or a dry run's measurements), here or from rank 0 of a Slurm job."""
     if dry_run:
         return emit(doc, as_json, lambda: _print_dry_run(doc))
-    emit(doc, as_json, lambda: out.print(
+    emit(doc, as_json, lambda: (out.print(
         f"run{doc['run']}: {doc['kimg']:g} kimg, loss {doc['metrics'].get('loss', float('nan')):.4f}, "
-        f"{doc['parameters']:,} parameters -> {doc['snapshot']}", highlight=False))
+        f"{doc['parameters']:,} parameters -> {doc['snapshot']}", highlight=False), print_files(doc["files"])))
 
 
 def _submitted(job) -> None:
@@ -121,15 +146,14 @@ def _submitted(job) -> None:
 
 
 def _print_dry_run(doc: dict) -> None:
+    """The resolved recipe as a loadable TOML file, the measurement in its comments."""
+    from edmctl.recipe.write import recipe_toml
 
-    for section, fields in doc["recipe"].items():
-        out.print(f"[{section}]", highlight=False, markup=False)
-        for name, value in fields.items():
-            out.print(f"{name} = {value!r}", highlight=False, markup=False)
     minutes = doc["seconds_per_kimg"] * doc["duration_kimg"] / 60
-    out.print(f"\n{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; "
-              f"{doc['seconds_per_kimg']:.2f} s/kimg measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg",
-              highlight=False)
+    print(recipe_toml(doc["recipe"], [
+        f"edmctl train --dry-run: the resolved recipe, sha256 {doc['recipe_hash']}",
+        f"{doc['parameters']:,} parameters on {doc['device']} x{doc['world_size']}; {doc['seconds_per_kimg']:.2f} s/kimg "
+        f"measured, about {minutes:.1f} min for {doc['duration_kimg']:g} kimg"]), end="")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from cleanfid.fid import get_batch_features  # imports torchvision: seconds, paid here rather than in a timed loop
 
 from edmctl.errors import UserError
+from edmctl.fid.clean import clean_fid
 from edmctl.fid.preprocess import check_protocol, preprocess
 from edmctl.fid.weights import file_sha256, inception_weights
 
@@ -37,7 +37,7 @@ class Detector:
 
     def features(self, batch: torch.Tensor) -> np.ndarray:
         """uint8 NCHW images -> float64 features (N, D), through clean-fid's `get_batch_features`."""
-        feats = get_batch_features(self.prepare(batch), self.feat_model, self.device)
+        feats = clean_fid().get_batch_features(self.prepare(batch), self.feat_model, self.device)
         return np.asarray(feats, dtype=np.float64).reshape(len(batch), -1)
 
     def feature_dim(self, image_shape: tuple[int, int, int]) -> int:
@@ -89,9 +89,20 @@ def _torchscript(path: Path, protocol: str, device: torch.device) -> Detector:
 
 DETECTORS: dict[str, Callable[[str, torch.device], Detector]] = {"inception": _inception, "pixels": _pixels}
 
+# KID's kernel k(x, y) = (xᵀy/d + 1)³ is made for features of order one, as Inception's pool3 features are. Raw
+# pixels (0..255) make xᵀy/d ~ 10⁴ and k ~ 10¹²: an MMD of sixth powers of norms whose estimate swings by ±10¹⁰.
+# KID sees pixels in [0, 1] (k in [1, 8]); FD keeps the detector's own features (its references stay valid).
+KID_SCALES = {"pixels": 1 / 255}
+
+
+def kid_scale(meta: dict) -> float:
+    """The factor KID multiplies the features of the detector `meta` describes by (`KID_SCALES`, else 1)."""
+    return KID_SCALES.get(meta.get("detector_kind"), 1.0)
+
 
 def load_detector(spec: str, protocol: str = "edm", device: str | torch.device = "cpu") -> Detector:
     """A detector by table name (`inception`, `pixels`) or TorchScript path, for `protocol` (`edm` or `clean`)."""
+    clean_fid()  # clean-fid's import (seconds: torchvision) paid, or refused, before any image is measured
     device = torch.device(device)
     if spec in DETECTORS:
         return DETECTORS[spec](protocol, device)

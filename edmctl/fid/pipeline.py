@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from edmctl.errors import CheckFailed, UserError
-from edmctl.fid.detectors import Detector
+from edmctl.fid.detectors import Detector, kid_scale
 from edmctl.fid.distance import frechet_distance, kernel_distance
 from edmctl.fid.stats import KID_RESERVOIR, Stats, StatsAccumulator
 
@@ -38,7 +38,8 @@ class Measured:
 
 @dataclass
 class FidResult:
-    """One FID value with its KID, the seed block (None for folders and zips) and the throughput."""
+    """One FID value with its KID, the seed block (None for folders and zips), the throughput and a warning
+    when too few images were measured (`few_images`)."""
 
     fid: float
     kid: float | None
@@ -46,10 +47,22 @@ class FidResult:
     seconds: float
     images_per_s: float
     seeds: range | None = None
+    warning: str | None = None
 
     def as_dict(self) -> dict:
         seeds = None if self.seeds is None else [self.seeds.start, self.seeds.stop - 1]
-        return {"fid": self.fid, "kid": self.kid, "num_images": self.num_images, "seconds": self.seconds, "images_per_s": self.images_per_s, "seeds": seeds}
+        return {"fid": self.fid, "kid": self.kid, "num_images": self.num_images, "seconds": self.seconds,
+                "images_per_s": self.images_per_s, "seeds": seeds, "warning": self.warning}
+
+
+def few_images(dim: int, counts: dict[str, int | None]) -> str | None:
+    """A warning when a side (`counts`: what -> images, None unknown) has fewer images than feature dimensions:
+    its covariance is then singular (rank ≤ n − 1 < d), so the Fréchet distance is biased and not comparable."""
+    short = [f"{n} {what}" for what, n in counts.items() if n is not None and n < dim]
+    if not short:
+        return None
+    return (f"{' and '.join(short)} images for {dim}-dimensional features: the covariance is singular (rank below "
+            f"{dim}), so the Fréchet distance is biased upward and not comparable; use at least {dim} images.")
 
 
 def prefetch(items: Iterable, depth: int = 2) -> Iterator:
@@ -115,11 +128,12 @@ def compare(measured: Measured, ref: Stats, seeds: range | None = None) -> FidRe
         raise CheckFailed(f"the Fréchet distance came out {fid}: {cause} ({measured.num_images} images).")
     return FidResult(
         fid=fid,
-        kid=kernel_distance(measured.stats, ref),
+        kid=kernel_distance(measured.stats, ref, scale=kid_scale(measured.stats.meta)),
         num_images=measured.num_images,
         seconds=measured.seconds,
         images_per_s=measured.images_per_s,
         seeds=seeds,
+        warning=few_images(ref.dim, {"measured": measured.num_images, "reference": ref.num_images}),
     )
 
 

@@ -1,6 +1,6 @@
 """What `edmctl fid` measures, as library calls: any image source by path (`open_source`), and a training run's
 FID by the paper's protocol (`prepare_run_fid`, then `RunFid.measure`) — `edmctl fid` and `edmctl reproduce`
-both measure through these."""
+both measure through these, and training measures its EMA through `prepare_fid` (`eval.every_kimg`)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,18 +58,28 @@ def prepare_run_fid(run_id: int, recipe, ref_path: Path | None = None, num: int 
                     protocol: str | None = None, device: str = "cpu") -> RunFid:
     """The measurement of training run `run_id` with `recipe` (its recorded recipe, overrides applied); unset
     settings come from `recipe.eval`. Loads the detector, the reference statistics and the EMA weights."""
-    from edmctl.sampling.driver import generated_batches
     from edmctl.models.runs import load_run_model
+
+    ref_path = ref_path or (Path(recipe.eval.ref) if recipe.eval.ref else None)
+    if ref_path is None:
+        raise UserError(f"run{run_id}'s recipe sets no eval.ref; pass --ref STATS.npz (make it with `edmctl fid ref DATA --out STATS.npz`).")
+    return prepare_fid(lambda: load_run_model(run_id), recipe, ref_path, num, repeats, batch, detector, protocol, device)
+
+
+def prepare_fid(load_model: Callable[[], object], recipe, ref_path: Path, num: int | None = None,
+                repeats: int | None = None, batch: int | None = None, detector: str | None = None,
+                protocol: str | None = None, device: str = "cpu") -> RunFid:
+    """The measurement of the denoiser `load_model()` returns (loaded last, after every cheaper check; also the
+    EMA of a training in progress, whose weights change between measurements) against `ref_path`; unset
+    settings come from `recipe.eval`."""
+    from edmctl.sampling.driver import generated_batches
 
     settings = recipe.eval
     num, repeats, batch = num or settings.num, repeats or settings.repeats, batch or settings.batch
-    ref_path = ref_path or (Path(settings.ref) if settings.ref else None)
-    if ref_path is None:
-        raise UserError(f"run{run_id}'s recipe sets no eval.ref; pass --ref STATS.npz (make it with `edmctl fid ref DATA --out STATS.npz`).")
     seed_blocks(num, repeats)  # checks num and repeats before anything is loaded
     det = load_detector(detector or settings.detector, protocol or settings.protocol, device)
     ref_stats = load_stats(ref_path)
-    model = load_run_model(run_id).to(device)
+    model = load_model().to(device)
     check_compatible(ref_stats, ref_path, det.describe(), det.feature_dim(model.img_shape))
     make_batches, nfe = generated_batches(model, recipe.sampler, batch, device)
     return RunFid(recipe, det, Path(ref_path), ref_stats, num, repeats, batch, make_batches, nfe)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import atomic_open, file_sha256
+from edmctl.paths import atomic_open, file_sha256, not_here
 
 FORMAT = "edmctl.import/1"
 
@@ -89,8 +89,10 @@ def load_imported_run(record):
     if not artifacts:
         raise UserError(f"{record.label} has no weights artifact; import the pickle again.")
     path = registry.artifact_path(artifacts[0])
-    if not path.is_file() or file_sha256(path) != artifacts[0].sha256:
-        raise UserError(f"{path} is missing or does not match the sha256 the registry recorded; import the pickle again.")
+    if not path.is_file():
+        raise UserError(f"{not_here(path)}; import the pickle again.")
+    if file_sha256(path) != artifacts[0].sha256:
+        raise UserError(f"{path} does not match the sha256 the registry recorded; import the pickle again.")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("u", torch.zeros(0)), torch.Tensor):
         raise UserError(f"{path} is not an edmctl imported-weights file ({FORMAT}).")

@@ -20,6 +20,21 @@ def parse_value(text: str):
         return text
 
 
+class FlagOverride(str):
+    """A `--set` made from an alias flag (`--solver hune` is `sampler.solver="hune"`): errors name the flag the
+    user typed (`flag`), not the `--set` it stands for."""
+
+    def __new__(cls, text: str, flag: str):
+        override = super().__new__(cls, text)
+        override.flag = flag
+        return override
+
+
+def origin_of(item: str) -> str:
+    """How the user gave an override: `--solver hune` for an alias flag, else `--set sampler.solver=hune`."""
+    return item.flag if isinstance(item, FlagOverride) else f"--set {item}"
+
+
 def set_keys(overrides: list[str]) -> set[str]:
     """The dotted fields a list of `--set SECTION.FIELD=VALUE` names (spaces around the dots ignored)."""
     return {".".join(part.strip() for part in item.partition("=")[0].split(".")) for item in overrides}
@@ -46,9 +61,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict[tuple, str]:
         if not isinstance(section, dict):
             raise UserError(f"--set {item!r}: {path[0]} is not a section")
         if path in origin:
-            raise UserError(f"{origin[path]} and --set {item} both set {'.'.join(path)}; give it once.")
+            raise UserError(f"{origin[path]} and {origin_of(item)} both set {'.'.join(path)}; give it once.")
         section[path[1]] = parse_value(value.strip())
-        origin[path] = f"--set {item}"
+        origin[path] = origin_of(item)
     return origin
 
 

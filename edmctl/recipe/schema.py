@@ -20,6 +20,7 @@ from edmctl.design.scalings import SCALINGS
 from edmctl.design.schedules import SCHEDULES
 from edmctl.design.solvers import CHURN_SOLVERS, MAX_ORDER, SIGMA_ONLY_SOLVERS, SOLVERS
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS
+from edmctl.sampling.writers import GRID_MAX_IMAGES
 
 
 def one_of(table) -> type:
@@ -212,6 +213,9 @@ class Training(Section):
     seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     tick_kimg: float = Field(50.0, gt=0, le=KIMG_MAX)
     snapshot_kimg: float = Field(2500.0, gt=0, le=KIMG_MAX)
+    grid_kimg: float = Field(0.0, ge=0, le=KIMG_MAX, description="a grid of seeds 0..grid_seeds-1 from the EMA every this many kimg and at the end; 0: none")
+    grid_seeds: int = Field(64, ge=1, le=GRID_MAX_IMAGES)
+    tensorboard: bool = Field(False, description="TensorBoard event files in the run's folder (the extra edmctl[tensorboard])")
     compile: bool = False
 
     @model_validator(mode="after")
@@ -284,6 +288,14 @@ class Eval(Section):
     repeats: int = Field(3, ge=1, le=100)
     ref: str | None = None
     batch: int = Field(64, ge=1, le=BATCH_MAX)
+    every_kimg: float = Field(0.0, ge=0, le=KIMG_MAX, description="during training, FID of seeds 0..num-1 from the EMA every this many kimg and at the end; 0: never")
+
+    @model_validator(mode="after")
+    def _ref_for_training_fid(self):
+        if self.every_kimg > 0 and self.ref is None:
+            raise ValueError(f"eval.every_kimg = {self.every_kimg:g} needs eval.ref, the reference statistics (make them with "
+                             f"`edmctl fid ref DATA --detector {self.detector} --out STATS.npz`)")
+        return self
 
 
 class Recipe(Section):

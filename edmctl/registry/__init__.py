@@ -21,8 +21,9 @@ Record a run (every command does this around its work)::
   KeyboardInterrupt or SIGTERM (SIGTERM raises `Terminated`, a KeyboardInterrupt, while the run is open).
   If the body raises `edmctl.errors.UserError`, the run's row, records and folder are removed (nothing
   half-done is recorded) and the error propagates.
-- Artifact kinds: checkpoint, samples, stats, plot, log, env. A folder artifact is hashed over its sorted
-  file names and file hashes (`run.content_hash`), so `reproduce` can compare sample folders bitwise.
+- Artifact kinds: checkpoint, grid (a sample grid during training), samples, stats, plot, log, env, recipe. A
+  folder artifact is hashed over its sorted file names and file hashes (`run.content_hash`), so `reproduce` can
+  compare sample folders bitwise.
 
 Queue runs to start later (a sweep's trials; see `queue.py`)::
 
@@ -36,16 +37,24 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg = Registry(home=None, url=None)   # url: default $EDMCTL_DB_URL, else sqlite:///$EDMCTL_HOME/registry.db
     reg.get("run12") / reg.get("12") / reg.get("latest")  -> RunRecord   (unknown -> UserError, one line)
     reg.list(kind=None, status=None, where={"sampler.steps": 18}, limit=50) -> list[RunRecord], newest first
+    reg.get("latest", kind="sweep")   (latest: the newest run of that kind, or of any of several kinds)
     reg.latest(kind="train", status="done") -> RunRecord | None
+    reg.latest_standalone(("train", "import")) -> RunRecord | None   (no trial of a sweep or ablation)
     reg.metrics(run_id) -> dict[key, LatestMetric]   (.value latest, .step, .min, .max, .best, .count)
     reg.history(run_id, key) -> list[MetricPoint]
     reg.artifacts(run_id) -> list[ArtifactRecord];  reg.artifact_path(artifact) -> Path
+    reg.outputs(run_id) -> list[Path]   (the files a run and its children wrote: artifacts but `env`)
     reg.reap() -> list[int]   (running runs whose pid is gone, or whose heartbeat is stale on another host)
     reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.latest_values(ids) -> {id: {key: value}}
     reg.children(run_id) -> list[RunRecord]
     reg.run_dir(run_id) -> Path;  reg.exists -> bool (False: no database yet, every query answers empty)
     reg.removal_plan(ref, files=False) -> RemovalPlan;  reg.remove(plan)   (what `edmctl runs rm` does)
     compare(reg, ["run12", "run17"], all_fields=False) -> {"runs", "recipe", "metrics", "environment", ...}
+
+Copy runs to another registry (what `edmctl runs copy` does; `copy.py`)::
+
+    copy_runs(Registry(), registry_at("postgresql+psycopg://me@db/team", create=True), ["run12"]) -> CopyReport
+    # .copied / .present: {source id: target id}; with ancestors and descendants; idempotent by runs.uid
 
 A `RunRecord` has the columns plus decoded `.recipe`, `.seeds`, `.argv`, `.devices`, `.extra`, `.label`
 ("run12") and `.as_dict()`: everything `edmctl reproduce` needs to re-run it as
@@ -54,6 +63,9 @@ parent=r.id)`.
 
 Concurrency (SQLite): WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions that are short and retried
 (`db.py`); schema creation and upgrades once under a file lock, with the version stored (`migrations.py`).
+Concurrency (PostgreSQL, `EDMCTL_DB_URL=postgresql+psycopg://...`): the same schema and upgrades under an
+advisory lock; row locks where a write decides on what it read (`FOR UPDATE`, claims `SKIP LOCKED`, queue.py);
+deadlocks and serialization failures retried. Artifact paths are stored absolute there (`Registry.stored_path`).
 """
 
 from edmctl.registry.compare import compare

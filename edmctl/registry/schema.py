@@ -18,7 +18,7 @@ SCHEMA_VERSION = 4  # v4: runs.uid (a run's identity across registries); see mig
 
 KINDS = ("train", "sample", "fid", "sweep", "ablate", "reproduce", "steps", "import")
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
-ARTIFACT_KINDS = ("checkpoint", "samples", "stats", "plot", "log", "env", "recipe")
+ARTIFACT_KINDS = ("checkpoint", "grid", "samples", "stats", "plot", "log", "env", "recipe")
 
 
 def new_uid() -> str:

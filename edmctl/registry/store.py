@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import cast, func, literal, or_, update
+from sqlalchemy import String, TypeDecorator, cast, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from edmctl import paths
@@ -35,6 +36,7 @@ STALE_AFTER_S = 120.0  # a run whose PID cannot be checked here and whose heartb
 MAX_RUN_ID = 2**63 - 1  # the largest id an SQL BIGINT holds
 _REF = re.compile(r"^(?:run)?(\d{1,19})$", re.ASCII)
 _FIELD = re.compile(r"^[A-Za-z_]\w*(\.\w+)*$")
+GROUP_KINDS = ("sweep", "ablate")  # runs whose children are their trials (a sweep's trials, an ablation's configs)
 
 
 @dataclass
@@ -81,22 +83,32 @@ class Registry:
 
     # -- runs ---------------------------------------------------------------------------------------------
 
-    def resolve(self, ref: str | int) -> int:
-        """The id of `run12`, `12` or `latest` (the newest run); UserError for anything unknown."""
+    def resolve(self, ref: str | int, kind: str | Sequence[str] | None = None) -> int:
+        """The id of `run12`, `12` or `latest`: the newest run of `kind` (one kind or several; None: any), so
+        `sweep show latest` is the newest sweep, not a trial it just ran. UserError for anything unknown."""
         text = str(ref).strip()
         if text == "latest":
-            ids = self._scalars(select(func.max(RunRecord.id)))
-            if not ids or ids[0] is None:
-                raise UserError(f"There is no latest run: no runs are recorded in {self.home}.")
-            return ids[0]
+            return self._latest_id(kind)
         match = _REF.match(text)
         if not match or int(match.group(1)) > MAX_RUN_ID:
             raise UserError(f"RUN must look like run12, 12 or latest (ids below 2**63), not {text[:40]!r}.")
         return int(match.group(1))
 
-    def get(self, ref: str | int) -> RunRecord:
-        """One run by `run12`, `12` or `latest`; UserError (one line) when it is not recorded."""
-        run_id = self.resolve(ref)
+    def _latest_id(self, kind: str | Sequence[str] | None) -> int:
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind or ())
+        query = select(func.max(RunRecord.id))
+        if kinds:
+            query = query.where(RunRecord.kind.in_(kinds))
+        ids = self._scalars(query)
+        if not ids or ids[0] is None:
+            runs = f"{' or '.join(kinds)} runs" if kinds else "runs"
+            raise UserError(f"There is no latest run: no {runs} are recorded in {self.home}.")
+        return ids[0]
+
+    def get(self, ref: str | int, kind: str | Sequence[str] | None = None) -> RunRecord:
+        """One run by `run12`, `12` or `latest` (the newest of `kind`, see `resolve`); UserError (one line) when
+        it is not recorded."""
+        run_id = self.resolve(ref, kind)
         rows = self._select(select(RunRecord).where(RunRecord.id == run_id)) if self.exists else []
         if not rows:
             raise UserError(f"run{run_id} is not in the registry at {self.home}; `edmctl runs` lists the recorded runs.")
@@ -128,6 +140,31 @@ class Registry:
         """The newest run of `kind` with `status` (None for any), or None when there is none."""
         runs = self.list(kind=kind, status=status, limit=1)
         return runs[0] if runs else None
+
+    def latest_standalone(self, kinds: Sequence[str], status: str = "done") -> RunRecord | None:
+        """The newest run of `kinds` with `status` that is no trial: neither it nor a run it continues (its
+        parents, e.g. the run it resumed) is the child of a sweep or an ablation (`GROUP_KINDS`). What a command
+        falls back on when no run is named: a throwaway config of an ablation is never the default model."""
+        parent = aliased(RunRecord)
+        query = (select(RunRecord).outerjoin(parent, RunRecord.parent_id == parent.id)
+                 .where(RunRecord.kind.in_(list(kinds)), RunRecord.status == status,
+                        or_(parent.id.is_(None), parent.kind.not_in(GROUP_KINDS)))
+                 .order_by(RunRecord.id.desc()))
+        self.reap()
+        return next((record for record in self._select(query) if not self._is_trial(record)), None)
+
+    def _is_trial(self, record: RunRecord) -> bool:
+        """Whether a parent of `record`, however far up, is a sweep or an ablation."""
+        seen = {record.id}
+        while record.parent_id is not None and record.parent_id not in seen:
+            seen.add(record.parent_id)
+            parents = self._select(select(RunRecord).where(RunRecord.id == record.parent_id))
+            if not parents:
+                return False  # the parent was removed (`runs rm`): nothing left to belong to
+            record = parents[0]
+            if record.kind in GROUP_KINDS:
+                return True
+        return False
 
     def children(self, run_id: int) -> list[RunRecord]:
         return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
@@ -202,6 +239,14 @@ class Registry:
         path = path.resolve()
         root = self.relative_to.resolve() if self.relative_to is not None else None
         return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+    def outputs(self, run_id: int) -> list[Path]:
+        """The files run `run_id` and its children (a sweep's trials) wrote: their artifacts but the `env` records
+        of the environment, in the order they were recorded."""
+        query = (select(ArtifactRecord).join(RunRecord, RunRecord.id == ArtifactRecord.run_id)
+                 .where(or_(RunRecord.id == run_id, RunRecord.parent_id == run_id), ArtifactRecord.kind != "env")
+                 .order_by(ArtifactRecord.id))
+        return [self.artifact_path(a) for a in self._select(query)]
 
     def artifact_path(self, artifact: ArtifactRecord) -> Path:
         """Where an artifact is on this node: a relative path is inside the home."""
@@ -302,11 +347,25 @@ def _where_clause(dialect: str, name: str, value: Any):
         raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
     if isinstance(value, str):
         value = parse_value(value)
-    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     if name in RUN_COLUMNS and not name.endswith("_json"):
-        return getattr(RunRecord, name) == value
+        return _column_equals(RunRecord.__table__.c[name], value)
+    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
     return JSON_EQUALS[dialect](column, path.split("."), value)
+
+
+def _column_equals(column, value: Any):
+    """`column == value` with the value of the column's type (`--where name=18` is the name "18", as SQLite
+    compares a text column), so a server that types strictly answers alike; a value of another type is a UserError."""
+    if value is None:
+        return column.is_(None)
+    sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type  # SQLModel's AutoString
+    if isinstance(sql_type, String):
+        return column == (value if isinstance(value, str) else json.dumps(value))
+    kind = sql_type.python_type  # bool, int or float
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float)):
+        raise UserError(f"--where {column.name} takes a {kind.__name__} value, not {value!r}.")
+    return column == value
 
 
 def _sqlite_json_equals(column, path: list[str], value: Any):

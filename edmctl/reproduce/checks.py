@@ -4,6 +4,7 @@ whether the reproduction runs on the same kind of device as the original (bitwis
 import math
 from pathlib import Path
 
+from edmctl.paths import not_here
 from edmctl.registry import content_hash
 
 
@@ -28,7 +29,7 @@ def file_unchanged(name: str, path: Path | None, recorded_sha256: str | None) ->
     if path is None or recorded_sha256 is None:
         return check(f"{name} unchanged since recorded", False, "not recorded by the original run", "sha256")
     if not Path(path).exists():
-        return check(f"{name} unchanged since recorded", False, f"{path} is missing", "sha256")
+        return check(f"{name} unchanged since recorded", False, not_here(Path(path)), "sha256")
     sha256, _ = content_hash(Path(path))
     return check(f"{name} unchanged since recorded", sha256 == recorded_sha256,
                  f"sha256 {sha256[:12]} vs recorded {recorded_sha256[:12]}", "sha256")

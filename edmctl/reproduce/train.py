@@ -62,12 +62,13 @@ def check_world_size(record, dist) -> None:
 def retrain(recipe, record, run, registry, dist):
     """Train `recipe` inside `run` (tick metrics and snapshots recorded there); the trainer and last metrics."""
     from edmctl.train.loop import run_training
-    from edmctl.train.session import Recorder, prepare
+    from edmctl.train.record import Recorder
+    from edmctl.train.session import prepare
 
     trainer = prepare(recipe, dist, resumed_snapshot(record, registry), warn=lambda text: run.update(warning=text))
     run.update(world_size=dist.world_size, devices=[str(dist.device)], parameters=trainer.parameter_count)
-    recorder = Recorder(run)
-    run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot)
+    with Recorder(run, trainer) as recorder:
+        run_training(trainer, recorder)
     run.update(nimg=trainer.nimg)
     return trainer, recorder.metrics
 

@@ -72,13 +72,26 @@ def image_grid(images: np.ndarray) -> np.ndarray:
     return grid
 
 
+def grid_image(pixels: np.ndarray) -> Image.Image:
+    """The mosaic (`image_grid`) of the first GRID_MAX_IMAGES of uint8 (N, C, H, W) images."""
+    return to_pil(image_grid(pixels[:GRID_MAX_IMAGES]))
+
+
+def write_grid(path: Path, samples) -> Path:
+    """The grid of `samples` (float (N, C, H, W) in seed order) alone, as one PNG written atomically."""
+    samples = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    with paths.atomic_open(path) as f:
+        grid_image(to_uint8(samples)).save(f, format="PNG")
+    return Path(path)
+
+
 def write_files(folder: Path, samples: np.ndarray, seeds: list[int]) -> list[str]:
     """Write every output into `folder`; return the file names."""
     np.savez(folder / SAMPLES_NPZ, samples=samples, seeds=np.asarray(seeds, dtype=np.int64))
     pixels = to_uint8(samples)
     for seed, image in zip(seeds, pixels):
         to_pil(image).save(folder / png_name(seed))
-    to_pil(image_grid(pixels[:GRID_MAX_IMAGES])).save(folder / GRID_PNG)
+    grid_image(pixels).save(folder / GRID_PNG)
     return [SAMPLES_NPZ, *map(png_name, seeds), GRID_PNG]
 
 

@@ -36,10 +36,12 @@ class SweepResults:
     direction: str
     axes: list[str]
     rows: list[Row]
+    files: list[Path]  # what the sweep and its trials wrote: the plot, the trials' snapshots
 
     def as_dict(self) -> dict[str, Any]:
         return {"sweep": f"run{self.sweep_id}", "name": self.name, "status": self.status, "metric": self.metric,
-                "direction": self.direction, "axes": self.axes, "trials": [r.as_dict() for r in self.rows]}
+                "direction": self.direction, "axes": self.axes, "trials": [r.as_dict() for r in self.rows],
+                "files": [str(f) for f in self.files]}
 
     def varying_axes(self) -> list[str]:
         """Swept fields that take more than one value among the finished trials."""
@@ -60,7 +62,7 @@ def sweep_results(sweep_ref, home=None) -> SweepResults:
 
     registry = Registry(home)
     registry.reap()
-    sweep = registry.get(sweep_ref)
+    sweep = registry.get(sweep_ref, kind="sweep")
     if sweep.kind != "sweep":
         raise UserError(f"{sweep.label} is a {sweep.kind} run, not a sweep; `edmctl runs --kind sweep` lists the sweeps.")
     settings = sweep.extra.get("settings", {})
@@ -69,7 +71,8 @@ def sweep_results(sweep_ref, home=None) -> SweepResults:
                 c.values.get("nfe"), c.values.get("seconds"), c.error, c.extra.get("slurm_job"))
             for c in registry.child_rows(sweep.id, [metric, "nfe", "seconds"])]
     rows.sort(key=sort_key(direction))
-    return SweepResults(sweep.id, sweep.name, sweep.status, metric, direction, sweep.extra.get("axes", []), rows)
+    return SweepResults(sweep.id, sweep.name, sweep.status, metric, direction, sweep.extra.get("axes", []), rows,
+                        registry.outputs(sweep.id))
 
 
 def _numeric(values: list) -> bool:

@@ -170,21 +170,15 @@ def train_in(recipe, run, device="cpu"):
 
     from edmctl.train.distributed import Dist
     from edmctl.train.loop import run_training
-    from edmctl.train.session import Recorder, prepare
+    from edmctl.train.record import Recorder
+    from edmctl.train.session import prepare
 
     trainer = prepare(recipe, Dist(device=torch.device(device)), warn=lambda text: run.update(warning=text))
     run.update(parameters=trainer.parameter_count, devices=[str(device)], world_size=1)
-    recorder = Recorder(run)
-    run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot)
+    with Recorder(run, trainer) as recorder:
+        run_training(trainer, recorder)
     run.update(nimg=trainer.nimg)
     return trainer, recorder.metrics
-
-
-def ema_denoiser(trainer):
-    """D(x; σ) around the trainer's EMA weights (EDM Eq. 7), in eval mode: the model the paper evaluates."""
-    from edmctl.train.objective import build_denoiser
-
-    return build_denoiser(trainer.recipe, trainer.ema, trainer.dataset.shape, trainer.label_dim).eval()
 
 
 def train_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
@@ -198,7 +192,7 @@ def train_fid_trial(recipe, run, settings: dict, device="cpu") -> dict[str, floa
     """`train`, then FID of the EMA weights with the recipe's `[sampler]` and `[eval]` (see `fid_of`)."""
     start = time.perf_counter()
     trainer, metrics = train_in(recipe, run, device)
-    measured = fid_of(ema_denoiser(trainer), recipe, run, device, sweep_dir(run))
+    measured = fid_of(trainer.ema_denoiser(), recipe, run, device, sweep_dir(run))
     return {**measured, "loss": metrics["loss"], "seconds": time.perf_counter() - start}
 
 

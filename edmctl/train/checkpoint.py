@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import atomic_open, file_sha256
+from edmctl.paths import atomic_open, file_sha256, not_here
 
 FORMAT = "edmctl.train/1"
 KEYS = ("format", "nimg", "step", "net", "ema", "optimizer", "rng", "data_position", "world_size", "recipe_hash",
@@ -35,7 +35,7 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
     """A snapshot read with `weights_only=True`; its sha256 is checked against the registry's when given."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"snapshot {path} is missing; the run's folder was moved or deleted.")
+        raise UserError(f"snapshot {not_here(path)}.")
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(f"snapshot {path} does not match the sha256 the registry recorded; it was modified or is damaged.")
     try:
@@ -52,11 +52,12 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
 
 def latest_snapshot(registry, record) -> tuple[Path, str]:
     """The newest snapshot of training run `record`, else of its parents (a resumed run killed before its first
-    snapshot): its path and recorded sha256. UserError when there is none or the run is not a training run."""
+    snapshot): its path and recorded sha256. UserError when there is none or the run is not a training run.
+    Only training parents are followed: the sweep or ablation a trial belongs to holds no snapshot of it."""
+    if record.kind != "train":
+        raise UserError(f"{record.label} is a {record.kind} run, not a training run; pass a run listed by `edmctl runs --kind train`.")
     current = record
-    while current is not None:
-        if current.kind != "train":
-            raise UserError(f"{current.label} is a {current.kind} run, not a training run; pass a run listed by `edmctl runs --kind train`.")
+    while current is not None and current.kind == "train":
         snapshots = [a for a in registry.artifacts(current.id) if a.kind == "checkpoint"]
         if snapshots:
             newest = max(snapshots, key=lambda a: (a.step or 0, a.id))

@@ -1,28 +1,53 @@
 """Training curves from the registry: every logged series of a run against kimg, plotted.
 
-A run's series (`series`) continues its parents' when it resumed one (`edmctl train --resume`): the parent's
-points up to the image count the run started from, then the run's own, so a resumed run plots as one curve
-with no point twice and none dropped. `plot_runs` draws one run's loss per σ bin (log y), total loss and
-learning rate, EMA β and images/s, or one metric for several runs with the recipe fields that differ between them in the legend (what
-`edmctl compare` shows).
+A run's series (`series`, and its sample grids, `grids`) continue its parents' when it resumed one (`edmctl
+train --resume`): the parent's points up to the image count the run started from, then the run's own, so a
+resumed run plots as one curve with no point twice and none dropped. `plot_runs` draws one run's loss per σ
+bin (log y), total loss, learning rate, EMA β, images/s and FID (`eval.every_kimg`), or one metric for several
+runs with the recipe fields that differ between them in the legend (what `edmctl compare` shows).
 """
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from edmctl.errors import UserError
 from edmctl.paths import save_figure
 
-SINGLE_RUN_PANELS = ("loss", "lr", "ema_beta", "images_per_s")  # beside the per-σ-bin losses: one run, no --metric
+SINGLE_RUN_PANELS = ("loss", "lr", "ema_beta", "images_per_s", "fid")  # beside the per-σ-bin losses: one run, no --metric
+T = TypeVar("T")
+
+
+def continued(registry, record, own: Callable[[object], list[tuple[int, T]]]) -> list[tuple[int, T]]:
+    """`own(run)`'s (step, value) points of `record`, after those of the training run it resumed up to the image
+    count it resumed from (and so on up its parents); steps are images trained on."""
+    points = own(record)
+    start = record.extra.get("resumed_from_nimg")
+    if record.kind != "train" or not start or record.parent_id is None:
+        return points
+    before = [point for point in continued(registry, registry.get(record.parent_id), own) if point[0] <= start]
+    return before + [point for point in points if point[0] > start]
 
 
 def series(registry, record, key: str) -> list[tuple[int, float]]:
-    """(step, value) of metric `key`, continued from the parent run a training run resumed (steps are images)."""
-    own = [(p.step, p.value) for p in registry.history(record.id, key) if p.step is not None and p.value is not None]
-    start = record.extra.get("resumed_from_nimg")
-    if record.kind != "train" or not start or record.parent_id is None:
-        return own
-    before = [(step, value) for step, value in series(registry, registry.get(record.parent_id), key) if step <= start]
-    return before + [(step, value) for step, value in own if step > start]
+    """(step, value) of metric `key`, continued from the parent run a training run resumed."""
+    return continued(registry, record, lambda run: [(p.step, p.value) for p in registry.history(run.id, key)
+                                                    if p.step is not None and p.value is not None])
+
+
+def grids(registry, record) -> list[tuple[int, Path]]:
+    """(step, path) of the sample grids written during training (`training.grid_kimg`), continued likewise."""
+    return continued(registry, record, lambda run: sorted((a.step, registry.artifact_path(a))
+                                                          for a in registry.artifacts(run.id) if a.kind == "grid"))
+
+
+def logged_keys(registry, record) -> list[str]:
+    """Every metric logged by the run or the training runs it continues, sorted."""
+    keys, current = set(), record
+    while current is not None:
+        keys |= set(registry.metrics(current.id))
+        resumed = current.kind == "train" and current.parent_id is not None and current.extra.get("resumed_from_nimg")
+        current = registry.get(current.parent_id) if resumed else None
+    return sorted(keys)
 
 
 def differing_fields(records) -> list[str]:
@@ -50,6 +75,8 @@ def _panel(ax, registry, records, key: str, log_y: bool) -> bool:
             ax.plot([s / 1000 for s, _ in points], [v for _, v in points], marker=".", label=legend(record, fields))
             drawn = True
     ax.set(xlabel="kimg", ylabel=key, title=key)
+    if not drawn:
+        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
     if log_y and drawn:
         ax.set_yscale("log")
     if drawn and len(records) > 1:
@@ -81,7 +108,7 @@ def plot_runs(registry, refs: list[str], path: Path | None = None, metric: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [registry.get(ref) for ref in refs]
+    records = [registry.get(ref, kind="train") for ref in refs]
     if metric is None and len(records) > 1:
         metric = "loss"
     rows, columns = (1, 1) if metric else (2, 3)

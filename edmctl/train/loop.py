@@ -76,6 +76,11 @@ class Trainer:
         self.nimg, self.steps = 0, 0
         self.losses = LossByNoise()
 
+    def ema_denoiser(self) -> torch.nn.Module:
+        """D(x; σ) around the EMA weights (EDM Eq. 7), in eval mode: the model the paper evaluates. It shares
+        the EMA's tensors, so it follows the training."""
+        return build_denoiser(self.recipe, self.ema, self.dataset.shape, self.label_dim).eval()
+
     def _wrap(self, net: torch.nn.Module) -> torch.nn.Module:
         model = net
         if self.dist.active:
@@ -181,29 +186,62 @@ def crossed(before: int, after: int, interval_nimg: int) -> bool:
     return after // max(interval_nimg, 1) > before // max(interval_nimg, 1)
 
 
-def run_training(trainer: Trainer, on_tick: Callable[[Tick], None], on_snapshot: Callable[[dict], None],
-                 progress: Callable[[int, float], None] | None = None) -> None:
-    """Step until `training.duration_kimg`; a tick every `tick_kimg` and a snapshot every `snapshot_kimg` and
-    at the end (`state()` is gathered on every rank, `on_snapshot` decides who writes)."""
-    training = trainer.recipe.training
-    tick_nimg, snapshot_nimg = round(training.tick_kimg * 1000), round(training.snapshot_kimg * 1000)
+def due(before: int, after: int, kimg: float, done: bool) -> bool:
+    """Whether an event every `kimg` (0: never) falls on the step from `before` to `after` images: a multiple of
+    it crossed, or the end of training."""
+    return kimg > 0 and (crossed(before, after, round(kimg * 1000)) or done)
+
+
+class Hooks:
+    """What `run_training` reports, each every its interval and at the end. These do nothing (every rank but 0);
+    `edmctl.train.record.Recorder` records them."""
+
+    def tick(self, tick: Tick) -> None:
+        """Every `training.tick_kimg`: the tick's metrics."""
+
+    def grid(self, nimg: int) -> None:
+        """Every `training.grid_kimg`: a sample grid of the EMA."""
+
+    def fid(self, nimg: int) -> None:
+        """Every `eval.every_kimg`: FID of the EMA."""
+
+    def snapshot(self, state: dict) -> None:
+        """Every `training.snapshot_kimg`: `trainer.state()`, gathered on every rank."""
+
+
+def run_training(trainer: Trainer, hooks: Hooks, progress: Callable[[int, float], None] | None = None) -> None:
+    """Step until `training.duration_kimg`, reporting to `hooks` at each interval and at the end. At one step,
+    the tick, grid and FID come before the snapshot: a run killed between them redoes them from the previous
+    snapshot, so no point of any series is lost (`edmctl.train.curves.continued` drops the repeated ones)."""
+    recipe, training = trainer.recipe, trainer.recipe.training
     tick_start, tick_time, loss = trainer.nimg, time.perf_counter(), float("nan")
     while not trainer.done:
         before = trainer.nimg
         trainer.step()
         if progress is not None:
             progress(trainer.nimg, loss)
-        if crossed(before, trainer.nimg, tick_nimg) or trainer.done:
-            now = time.perf_counter()
-            metrics = trainer.tick_metrics()
-            metrics["images_per_s"] = (trainer.nimg - tick_start) / max(now - tick_time, 1e-9)
-            metrics["kimg"] = trainer.nimg / 1000
-            loss = metrics["loss"]
-            check_finite_loss(loss, trainer)
-            on_tick(Tick(trainer.nimg, metrics))
-            tick_start, tick_time = trainer.nimg, now
-        if crossed(before, trainer.nimg, snapshot_nimg) or trainer.done:
-            on_snapshot(trainer.state())
+        ticked = due(before, trainer.nimg, training.tick_kimg, trainer.done)
+        if ticked:
+            tick = measure_tick(trainer, tick_start, tick_time)
+            loss = tick.metrics["loss"]
+            hooks.tick(tick)
+        if due(before, trainer.nimg, training.grid_kimg, trainer.done):
+            hooks.grid(trainer.nimg)
+        if due(before, trainer.nimg, recipe.eval.every_kimg, trainer.done):
+            hooks.fid(trainer.nimg)
+        if due(before, trainer.nimg, training.snapshot_kimg, trainer.done):
+            hooks.snapshot(trainer.state())
+        if ticked:  # images/s counts training alone, not the hooks' grids, FID and snapshots
+            tick_start, tick_time = trainer.nimg, time.perf_counter()
+
+
+def measure_tick(trainer: Trainer, tick_start: int, tick_time: float) -> Tick:
+    """The tick's metrics (collective), images/s since the last tick and kimg; a diverged loss fails the run."""
+    metrics = trainer.tick_metrics()
+    metrics["images_per_s"] = (trainer.nimg - tick_start) / max(time.perf_counter() - tick_time, 1e-9)
+    metrics["kimg"] = trainer.nimg / 1000
+    check_finite_loss(metrics["loss"], trainer)
+    return Tick(trainer.nimg, metrics)
 
 
 def check_finite_loss(loss: float, trainer: Trainer) -> None:

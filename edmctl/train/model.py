@@ -4,14 +4,14 @@ recipe describes (`edmctl sample --model run12`, or no `--model` for the newest 
 from edmctl.errors import UserError
 
 
-def training_record(ref: str | int):
-    """The registry record of training run `ref` (`run12`, `12`, `latest`)."""
+def training_record(ref: str | int, kind: str | tuple[str, ...] = "train"):
+    """The registry record of training run `ref` (`run12`, `12`, `latest`: the newest run of `kind`)."""
     from edmctl.registry import Registry
 
     registry = Registry()
     if not registry.exists:
         raise UserError(f"no registry at {registry.home}; train a model first with `edmctl train RECIPE`.")
-    return registry, registry.get(ref)
+    return registry, registry.get(ref, kind)
 
 
 def training_recipe(ref: str | int, overrides: list[str] | None = None):

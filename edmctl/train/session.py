@@ -12,9 +12,10 @@ from typing import Callable
 
 from edmctl.data import check_sigma_data, measure_std, open_dataset
 from edmctl.errors import UserError
-from edmctl.train.checkpoint import latest_snapshot, load_snapshot, save_snapshot, snapshot_name
+from edmctl.train.checkpoint import latest_snapshot, load_snapshot
 from edmctl.train.distributed import Dist
-from edmctl.train.loop import Tick, Trainer, run_training, time_per_kimg
+from edmctl.train.loop import Hooks, Trainer, run_training, time_per_kimg
+from edmctl.train.record import Recorder, check_watching
 
 IN_MEMORY_BYTES = 2 << 30  # datasets up to 2 GiB are read into memory once
 
@@ -49,13 +50,15 @@ def resume_point(ref: str) -> tuple[object, dict]:
     registry = Registry()
     if not registry.exists:
         raise UserError(f"cannot resume {ref}: there is no registry at {registry.home}.")
-    record = registry.get(ref)
+    record = registry.get(ref, kind="train")
     path, sha256 = latest_snapshot(registry, record)
     return record, load_snapshot(path, sha256)
 
 
 def prepare(recipe, dist: Dist, snapshot: dict | None = None, warn: Callable[[str], None] = print) -> Trainer:
-    """Open the data, warn about σ_data, build the trainer and restore `snapshot`; nothing is written."""
+    """Check what the recipe watches, open the data, warn about σ_data, build the trainer and restore
+    `snapshot`; nothing is written."""
+    check_watching(recipe)
     dataset, warning = open_training_data(recipe)
     if warning and dist.is_main:
         warn(warning)
@@ -83,7 +86,7 @@ def train(recipe, dist: Dist, argv: list[str] | None = None, resume: str | None 
     parent, snapshot = resume_point(resume) if resume is not None else (None, None)
     trainer = prepare(recipe, dist, snapshot, warn)
     if not dist.is_main:
-        run_training(trainer, on_tick=lambda tick: None, on_snapshot=lambda state: None)
+        run_training(trainer, Hooks())
         return Outcome(None, trainer.nimg, trainer.parameter_count, {}, None)
     from edmctl.registry import open_run
 
@@ -91,24 +94,7 @@ def train(recipe, dist: Dist, argv: list[str] | None = None, resume: str | None 
                   argv=sys.argv if argv is None else argv, parent=parent.id if parent else None) as run:
         run.update(world_size=dist.world_size, devices=[str(dist.device)], parameters=trainer.parameter_count,
                    resumed_from_nimg=trainer.nimg)
-        recorder = Recorder(run)
-        run_training(trainer, on_tick=recorder.tick, on_snapshot=recorder.snapshot, progress=progress)
+        with Recorder(run, trainer) as recorder:
+            run_training(trainer, recorder, progress=progress)
         run.update(nimg=trainer.nimg)
         return Outcome(run.id, trainer.nimg, trainer.parameter_count, recorder.metrics, recorder.last)
-
-
-class Recorder:
-    """Rank 0's side of the loop: metrics per tick and snapshots with their sha256 into the registry."""
-
-    def __init__(self, run):
-        self.run, self.metrics, self.last = run, {}, None
-
-    def tick(self, tick: Tick) -> None:
-        self.metrics = tick.metrics
-        self.run.log_metrics(tick.metrics, step=tick.nimg)
-
-    def snapshot(self, state: dict) -> None:
-        path = self.run.dir / snapshot_name(state["nimg"])
-        save_snapshot(path, state)
-        self.run.add_artifact(path, kind="checkpoint", step=state["nimg"])
-        self.last = str(path)

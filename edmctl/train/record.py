@@ -1,0 +1,101 @@
+"""Rank 0's side of the training loop (`Recorder`, the `Hooks` that record): tick metrics, sample grids, FID and
+snapshots into the registry, and into TensorBoard event files when the recipe asks (`board.py`).
+
+Grids and FID sample the EMA weights (EDM's evaluated model) with the recipe's `[sampler]` from fixed seeds —
+seeds 0..`training.grid_seeds`-1 for a grid, 0..`eval.num`-1 for FID (one seed block of the paper's protocol;
+`edmctl fid RUN` measures all `eval.repeats`) — each image from its seed's own generator, so the training's
+random streams are untouched: watching a run does not change its bits.
+"""
+
+from edmctl.errors import UserError
+from edmctl.train.checkpoint import save_snapshot, snapshot_name
+from edmctl.train.loop import Hooks, Tick, Trainer
+
+
+def grid_name(nimg: int) -> str:
+    """`grid-000000128.png`: named by the images trained on, as snapshots."""
+    return f"grid-{nimg:09d}.png"
+
+
+def check_watching(recipe) -> None:
+    """What the recipe asks to watch can be had, before anything is recorded: TensorBoard is installed, FID's
+    reference statistics exist."""
+    from pathlib import Path
+
+    if recipe.training.tensorboard:
+        from edmctl.train.board import require_tensorboard
+
+        require_tensorboard("training.tensorboard = true")
+    if recipe.eval.every_kimg > 0 and not Path(recipe.eval.ref).is_file():
+        raise UserError(f"eval.ref {recipe.eval.ref} is not a file; make the reference statistics with `edmctl fid ref "
+                        f"DATA --detector {recipe.eval.detector} --out {recipe.eval.ref}`.")
+
+
+class Recorder(Hooks):
+    """Records one training run (`run`, an open registry run) of `trainer`; use it as a context manager, which
+    closes the event files. A resumed training run's event files start with the series it continues."""
+
+    def __init__(self, run, trainer: Trainer):
+        self.run, self.trainer, self.metrics, self.last = run, trainer, {}, None
+        self.denoiser = trainer.ema_denoiser()
+        self.fid_plan = self._prepare_fid() if trainer.recipe.eval.every_kimg > 0 else None
+        self.board = self._open_board() if trainer.recipe.training.tensorboard else None
+
+    def _prepare_fid(self):
+        from pathlib import Path
+
+        from edmctl.fid.runs import prepare_fid
+        from edmctl.fid.weights import file_sha256
+
+        recipe = self.trainer.recipe
+        plan = prepare_fid(lambda: self.denoiser, recipe, Path(recipe.eval.ref), repeats=1, device=self.trainer.dist.device)
+        self.run.update(**{f"fid_{key}": value for key, value in plan.detector.describe().items()},
+                        fid_ref=str(plan.ref_path), fid_ref_sha256=file_sha256(plan.ref_path), fid_num=plan.num)
+        return plan
+
+    def _open_board(self):
+        from edmctl.train.board import Board
+
+        board = Board(self.run.dir)
+        board.replay(self.run.registry, self.run.registry.get(self.run.id))
+        return board
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.board is not None:
+            self.board.close()
+
+    def tick(self, tick: Tick) -> None:
+        self.metrics = tick.metrics
+        self.run.log_metrics(tick.metrics, step=tick.nimg)
+        if self.board is not None:
+            self.board.scalars(tick.metrics, tick.nimg)
+
+    def grid(self, nimg: int) -> None:
+        """Seeds 0..grid_seeds-1 from the EMA into `grid-{nimg}.png`, recorded as a `grid` artifact at `nimg`."""
+        from edmctl.sampling import sample
+        from edmctl.sampling.writers import write_grid
+
+        recipe = self.trainer.recipe
+        seeds = list(range(recipe.training.grid_seeds))
+        samples = sample(self.denoiser, recipe.sampler, seeds, recipe.eval.batch, device=self.trainer.dist.device).samples
+        path = write_grid(self.run.dir / grid_name(nimg), samples)
+        self.run.add_artifact(path, kind="grid", step=nimg)
+        if self.board is not None:
+            self.board.grid(path, nimg)
+
+    def fid(self, nimg: int) -> None:
+        """FID (and KID) of seeds 0..eval.num-1 from the EMA, logged at `nimg`."""
+        result = self.fid_plan.measure()[0]
+        values = {"fid": result.fid, **({"kid": result.kid} if result.kid is not None else {})}
+        self.run.log_metrics(values, step=nimg)
+        if self.board is not None:
+            self.board.scalars(values, nimg)
+
+    def snapshot(self, state: dict) -> None:
+        path = self.run.dir / snapshot_name(state["nimg"])
+        save_snapshot(path, state)
+        self.run.add_artifact(path, kind="checkpoint", step=state["nimg"])
+        self.last = str(path)

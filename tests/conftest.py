@@ -81,6 +81,14 @@ def registry_backend(request, monkeypatch):
     return url
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh EDMCTL_HOME (SQLite) for the test: `tmp_path / "runs"`. Modules that need another define their own."""
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in

@@ -75,13 +75,11 @@ def test_missing_submitit_names_the_extra(monkeypatch):
     (["--executor", "slurm", "--allow-sqlite", "--time", "2h"], "--time"),
     (["--executor", "pbs"], "--executor 'pbs' is not one of local, slurm"),
 ])
-def test_bad_slurm_sweep_requests_exit_2_and_record_nothing(tmp_path, monkeypatch, capsys, argv, message):
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+def test_bad_slurm_sweep_requests_exit_2_and_record_nothing(home, tmp_path, capsys, argv, message):
     sweep = write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0, 10.0]')
     assert main(["sweep", str(sweep), *argv]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
-    assert not (tmp_path / "home").exists()
+    assert not home.exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -89,12 +87,10 @@ def test_bad_slurm_sweep_requests_exit_2_and_record_nothing(tmp_path, monkeypatc
     (["--nodes", "2"], "--nodes applies to --executor slurm"),
     (["--executor", "slurm", "--nodes", "1"], "--allow-sqlite"),
 ])
-def test_bad_slurm_training_requests_exit_2(tmp_path, monkeypatch, capsys, argv, message):
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+def test_bad_slurm_training_requests_exit_2(home, capsys, argv, message):
     assert main(["train", str(ROOT / "recipes" / "digits.toml"), *argv]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
-    assert not (tmp_path / "home").exists()
+    assert not home.exists()
 
 
 def test_rendezvous_is_c10d_on_the_first_host_with_a_port_of_the_job():
@@ -105,12 +101,10 @@ def test_rendezvous_is_c10d_on_the_first_host_with_a_port_of_the_job():
                        "--rdzv_id=123457"]
 
 
-def test_cancel_of_a_sweep_without_job_arrays_says_so(tmp_path, monkeypatch, capsys):
+def test_cancel_of_a_sweep_without_job_arrays_says_so(home, tmp_path, capsys):
     from edmctl.sweep import plan_sweep, read_sweep
     from edmctl.sweep.runner import queue_trials
 
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     spec = read_sweep(write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0]'))
     plan = queue_trials(spec, plan_sweep(spec), None)
     assert main(["sweep", "cancel", f"run{plan.sweep_id}"]) == 2
@@ -120,7 +114,7 @@ def test_cancel_of_a_sweep_without_job_arrays_says_so(tmp_path, monkeypatch, cap
 
 # -- the array task against a real registry, without a cluster ---------------------------------------------------
 
-def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(tmp_path, monkeypatch):
+def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(home, tmp_path, monkeypatch):
     """A task claims trials until none is queued; Slurm re-running it (requeue, resubmission) runs nothing twice."""
     from edmctl.registry import Registry
     from edmctl.slurm import registry_env
@@ -128,17 +122,16 @@ def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(tmp_pa
     from edmctl.sweep.executors import run_task
     from edmctl.sweep.runner import queue_trials
 
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     spec = read_sweep(write_sweep(tmp_path, "0-3", 4, '"sampler.rho" = [5.0, 7.0, 9.0]'))
-    plan = queue_trials(spec, plan_sweep(spec), tmp_path / "home")
-    env = registry_env(Registry(tmp_path / "home"))
+    plan = queue_trials(spec, plan_sweep(spec), home)
+    env = registry_env(Registry(home))
     for name, value in env.items():  # what the task sets, undone after the test
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert sorted(run_task(plan.sweep_id, spec.settings(), env)) == sorted(plan.todo)
     assert run_task(plan.sweep_id, spec.settings(), env) == []
-    trials = Registry(tmp_path / "home").children(plan.sweep_id)
+    trials = Registry(home).children(plan.sweep_id)
     assert [(t.status, t.extra["slurm_job"]) for t in trials] == [("done", "77_3")] * 3
 
 

@@ -97,21 +97,25 @@ def database_url(home: Path | None = None, url: str | None = None) -> str:
     return f"sqlite:///{Path(home if home is not None else paths.home()).resolve() / 'registry.db'}"
 
 
-def check_supported(url: str) -> None:
-    """A database URL edmctl can write to (SQLite or PostgreSQL); UserError naming EDMCTL_DB_URL otherwise."""
+def check_supported(url: str, what: str = "EDMCTL_DB_URL") -> None:
+    """A database URL edmctl can write to (SQLite with a file, or PostgreSQL); UserError naming `what` (where the
+    URL came from) otherwise."""
     try:
         backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is not a SQLAlchemy URL, e.g. "
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+        raise UserError(f"database URL {url!r} ({what}) is not a SQLAlchemy URL, e.g. "
                         "postgresql://user@host/edmctl or sqlite:////path/registry.db.") from None
     if backend not in SUPPORTED_DATABASES:
-        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is {backend}; the registry supports "
+        raise UserError(f"database URL {url!r} ({what}) is {backend}; the registry supports "
                         f"{' and '.join(SUPPORTED_DATABASES)}.")
+    if backend == "sqlite" and sqlite_path(url) is None:
+        raise UserError(f"database URL {url!r} ({what}) names no database file (an in-memory registry keeps "
+                        "nothing); use sqlite:////path/registry.db.")
 
 
-def with_driver(url: str) -> str:
+def with_driver(url: str, what: str = "EDMCTL_DB_URL") -> str:
     """A supported URL with its driver named: `postgresql://` means `postgresql+psycopg://` (`DEFAULT_DRIVERS`)."""
-    check_supported(url)
+    check_supported(url, what)
     parsed = make_url(url)
     driver = DEFAULT_DRIVERS.get(parsed.drivername)
     return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False) if driver else url
@@ -121,7 +125,7 @@ def shown(url: str) -> str:
     """A URL as messages show it: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url
 
 

@@ -21,6 +21,7 @@ Sampling and memory: lower is better; training images/s: higher is better. Run w
 `bench/run_all.py` does) so the two see the same single core.
 
     EDM_SRC=/path/to/edm python bench/vs_nvlabs.py [--repeats 5] [--batch 64] [--resolution 16] [--channels 64]
+                                                   [--parts sampling training memory]
 """
 
 import argparse
@@ -46,6 +47,7 @@ from edmctl.train.ema import make_ema
 from edmctl.train.loop import adam, apply_gradients
 
 SIGMA_DATA, P_MEAN, P_STD = 0.5, -1.2, 1.2
+PARTS = ["sampling", "training", "memory"]
 LR, BETAS, EPS, EMA_HALFLIFE_KIMG = 1e-4, (0.9, 0.999), 1e-8, 500  # EDM's CIFAR-10 training (train.py)
 
 
@@ -221,6 +223,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--channels", type=int, default=64, help="model_channels (a multiple of 32; 64: 7.0M parameters)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to compare (default: all)")
     args = parser.parse_args()
     source = os.environ.get("EDM_SRC")
     if not source:
@@ -231,11 +234,14 @@ def main() -> None:
           f"batch {args.batch}, {torch.get_num_threads()} torch threads, {args.repeats} interleaved repeats, "
           f"load average {os.getloadavg()[0]:.1f}")
     theirs.eval(), ours.net.eval()
-    compare_times("sampling (heun, 18 steps, NFE 35)", sampling_pair(generate, theirs, ours, args.batch,
-                                                                     args.resolution), args.repeats)
+    if "sampling" in args.parts:
+        compare_times("sampling (heun, 18 steps, NFE 35)", sampling_pair(generate, theirs, ours, args.batch,
+                                                                         args.resolution), args.repeats)
     train = training_pair(loss_module, theirs, ours, args.batch, args.resolution)
-    compare_times("training", train, args.repeats, per_second=args.batch)
-    compare_memory(train, args.repeats)
+    if "training" in args.parts:
+        compare_times("training", train, args.repeats, per_second=args.batch)
+    if "memory" in args.parts:
+        compare_memory(train, args.repeats)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

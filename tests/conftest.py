@@ -87,3 +87,19 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in
+    the environment; skipped when it cannot start (failed in CI, `$CI` set)."""
+    from servers import ServerUnavailable, require
+    from slurm_cluster import SlurmCluster
+
+    try:
+        with SlurmCluster.started() as cluster, pytest.MonkeyPatch.context() as patch:
+            for name, value in cluster.env.items():
+                patch.setenv(name, value)
+            yield cluster
+    except ServerUnavailable as error:
+        require(error)

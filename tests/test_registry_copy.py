@@ -154,3 +154,16 @@ def test_removing_a_copied_run_with_its_files_never_deletes_a_folder_it_did_not_
     there.remove(plan)
     assert plan.folders == [] and (stranger / "keep.txt").exists() and Registry().run_dir(trial_b).is_dir()
     assert Registry().removal_plan(f"run{trial_b}", files=True).folders == [Registry().run_dir(trial_b)]  # its own
+
+
+def test_a_parent_recorded_after_its_child_is_copied_first_and_the_link_holds(local, team, capsys):
+    """Lineage, not id order: a run can name a later run as its parent (`Run.update(parent=...)`)."""
+    with open_run(kind="sample") as child:
+        pass
+    with open_run(kind="train") as parent:
+        pass
+    child.update(parent=parent.id)
+    report = copy(capsys, f"run{child.id}", "--to", team)[1]
+    assert list(report["copied"]) == [f"run{parent.id}", f"run{child.id}"]
+    there = team_registry(team)
+    assert there.get(report["copied"][f"run{child.id}"]).parent_id == there.get(report["copied"][f"run{parent.id}"]).id

@@ -167,7 +167,11 @@ class Registry:
         return False
 
     def children(self, run_id: int) -> list[RunRecord]:
-        return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
+        return self.children_of([run_id])
+
+    def children_of(self, run_ids: Sequence[int]) -> list[RunRecord]:
+        """The children of several runs, in one query, in id order."""
+        return self._select(select(RunRecord).where(RunRecord.parent_id.in_(list(run_ids))).order_by(RunRecord.id))
 
     def child_rows(self, run_id: int, keys: Sequence[str]) -> list[ChildRow]:
         """The children of a run, in id order, with the latest value of each metric in `keys`: two plain queries

@@ -79,3 +79,27 @@ def registry_backend(request, monkeypatch):
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("EDMCTL_DB_URL", url)
     return url
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh EDMCTL_HOME (SQLite) for the test: `tmp_path / "runs"`. Modules that need another define their own."""
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in
+    the environment; skipped when it cannot start (failed in CI, `$CI` set)."""
+    from servers import ServerUnavailable, require
+    from slurm_cluster import SlurmCluster
+
+    try:
+        with SlurmCluster.started() as cluster, pytest.MonkeyPatch.context() as patch:
+            for name, value in cluster.env.items():
+                patch.setenv(name, value)
+            yield cluster
+    except ServerUnavailable as error:
+        require(error)

@@ -19,13 +19,6 @@ TINY = ["network.model_channels=16", "network.attn_resolutions=[]", "training.ba
         "training.snapshot_kimg=0.064", "training.duration_kimg=0.128"]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def test_plain_progress_prints_a_line_every_10_seconds_and_a_last_one(monkeypatch, capsys):
     clock = [100.0]
     monkeypatch.setattr(common, "time", SimpleNamespace(monotonic=lambda: clock[0]))

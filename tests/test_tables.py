@@ -30,13 +30,6 @@ def columns(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def left_out(text: str) -> list[str]:
     found = re.search(r"left out to fit \d+ columns: (.*?); a wider terminal", " ".join(text.split()))
     return found.group(1).split(", ") if found else []

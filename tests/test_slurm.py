@@ -3,6 +3,7 @@ task's claim loop against a real registry (fast), and end to end on a throwaway 
 by the tests (`slurm_cluster` in conftest.py; slow)."""
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -129,10 +130,12 @@ def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(home, 
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
     assert sorted(run_task(plan.sweep_id, spec.settings(), env)) == sorted(plan.todo)
     assert run_task(plan.sweep_id, spec.settings(), env) == []
     trials = Registry(home).children(plan.sweep_id)
     assert [(t.status, t.extra["slurm_job"]) for t in trials] == [("done", "77_3")] * 3
+    assert {t.extra["numerics"]["intra_op_threads"] for t in trials} == {2}  # the task's CPUs, recorded
 
 
 # -- on a one-node Slurm cluster ---------------------------------------------------------------------------------
@@ -193,7 +196,8 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
 def test_trials_of_cancelled_tasks_end_interrupted_and_a_rerun_completes_them(slurm_cluster, postgres_url, tmp_path,
                                                                              monkeypatch):
     """Two trials of some seconds, one task at a time: `scancel` of the first task interrupts its trial, the next
-    task takes the other one, `edmctl sweep cancel` interrupts that; running the sweep again completes both."""
+    task takes the other one, `edmctl sweep cancel` interrupts that; Ctrl-C of a rerun cancels its array and
+    interrupts its trial; running the sweep again completes both."""
     from edmctl.registry import Registry
 
     monkeypatch.setenv("EDMCTL_DB_URL", postgres_url)
@@ -209,6 +213,16 @@ def test_trials_of_cancelled_tasks_end_interrupted_and_a_rerun_completes_them(sl
     assert submitter.returncode == 1, err
     registry = Registry(tmp_path / "home")
     assert [registry.get(t.id).status for t in (first, second)] == ["interrupted", "interrupted"]
+
+    rerun = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    third = wait_for_running_trial(tmp_path / "home", rerun, after=set())
+    rerun.send_signal(signal.SIGINT)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 130, err
+    array = registry.get(first.parent_id).extra["slurm_arrays"][-1]
+    assert slurm_cluster.run(["squeue", "-h", "-j", array, "-t", "PENDING,RUNNING"], check=False).stdout.strip() == ""
+    assert registry.get(third.id).status == "interrupted"
+
     assert main(["sweep", str(sweep_file), "--executor", "slurm"]) == 0
     assert [registry.get(t.id).status for t in (first, second, registry.get(first.parent_id))] == ["done"] * 3
 

@@ -130,10 +130,12 @@ def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(home, 
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
     assert sorted(run_task(plan.sweep_id, spec.settings(), env)) == sorted(plan.todo)
     assert run_task(plan.sweep_id, spec.settings(), env) == []
     trials = Registry(home).children(plan.sweep_id)
     assert [(t.status, t.extra["slurm_job"]) for t in trials] == [("done", "77_3")] * 3
+    assert {t.extra["numerics"]["intra_op_threads"] for t in trials} == {2}  # the task's CPUs, recorded
 
 
 # -- on a one-node Slurm cluster ---------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 ratio each measures, the value this run measured, the target and pass/miss where a target exists.
 
 Each benchmark runs with OMP_NUM_THREADS=1 (torch on one thread: the numbers do not depend on how busy the
-other core is), except `fid_throughput`, which is about threads: it measures with torch on every core and on
-one, and inherits the environment. `--quick` runs smaller sizes (the `quick` arguments below, about 5 minutes
+other core is), except `fid_throughput` and `threads`, which are about threads: they set the count themselves
+and inherit the environment. `--quick` runs smaller sizes (the `quick` arguments below, about 5 minutes
 on 2 cores); without it each benchmark runs at its own defaults. The exit status is 1 when a benchmark failed
 or printed no headline, else 0 (a missed target is a measurement, reported in the table, not an error).
 
@@ -138,6 +138,15 @@ def sweep_show_rows(output: str) -> list[Row]:
     return [Row(f"edmctl sweep show, {trials} trials (query {query} s)", f"{float(whole):.3f} s", "< 1 s", float(whole) < 1.0)]
 
 
+def threads_rows(output: str) -> list[Row]:
+    """Time on N threads / time on 1, wall (CPU), for training and sampling, on the CPU as found and loaded."""
+    rows = []
+    for section, text in zip(("as found", "+1 busy process/core"), output.split("\nwith ", 1)):
+        for name, threads, wall, cpu in _number(r"^\s+(train|sample)\s+(\d+) threads: .* wall ([\d.]+), CPU ([\d.]+)$", text):
+            rows.append(Row(f"{name} time, {threads} threads / 1 ({section})", f"wall {wall}, CPU {cpu}"))
+    return rows
+
+
 BENCHMARKS = [
     Benchmark("sampler_overhead", "sampling wall time / (NFE x one denoiser forward)",
               ["--threads", "1"], ["--threads", "1", "--repeats", "2", "--batch", "32"], sampler_rows),
@@ -151,6 +160,8 @@ BENCHMARKS = [
               [], ["--steps", "2", "--rounds", "2"], train_loop_rows),
     Benchmark("fid_throughput", "FID pipeline (PNG folder -> stats) / detector alone",
               [], ["--num", "256", "--repeats", "3"], fid_rows, one_thread=False),
+    Benchmark("threads", "time of training / sampling the demo's network on N threads / on 1",
+              [], ["--rounds", "1", "--train-steps", "2", "--sample-steps", "4"], threads_rows, one_thread=False),
     Benchmark("sweep_overhead", "sweep scheduler seconds per trial beyond the trials' own work",
               [], ["--trials", "8"], sweep_rows),
     Benchmark("sweep_show", "edmctl sweep show seconds on a big sweep (query + rendering)",

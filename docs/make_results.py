@@ -46,6 +46,7 @@ class Sizes:
     rho_global_values: tuple = (1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0)
     rho_substeps: int = 16
     churn_sweep: str = "recipes/churn_grid.toml"
+    churn_error_seeds: int = 1024
     train_kimg: float = 8.0
     train_images: int = 1000  # images sampled per trained model for its FD (all 1797 digits as the reference)
     train_jobs: int = 2
@@ -452,72 +453,211 @@ def section_rho(sizes: Sizes, out: Path) -> Section:
 
 # --- 6. churn ----------------------------------------------------------------------------------------------
 
+ERROR_SIGMA = 1.0  # the deliberately erroneous denoiser of §6 is wrong above this σ and exact below it
+ERROR_IMAGES = 100  # ... where it knows only the first 100 of the 1797 digits
+CHURN_STEPS = 18  # §6's error table: Heun with 18 steps, as the sweep
+CHURN_SETTINGS = {  # the rows of §6's error table: [sampler] fields on top of Heun, CHURN_STEPS steps
+    "S_churn = 0 (deterministic)": {},
+    "S_churn = 1": {"s_churn": 1.0},
+    "S_churn = 3": {"s_churn": 3.0},
+    "S_churn = 10 (γ_i at its cap)": {"s_churn": 10.0},
+    f"S_churn = 10, σ ≤ {ERROR_SIGMA:g} only": {"s_churn": 10.0, "s_tmax": ERROR_SIGMA},
+    f"S_churn = 10, σ ≥ {ERROR_SIGMA:g} only": {"s_churn": 10.0, "s_tmin": ERROR_SIGMA},
+    "S_churn = 10, S_noise = 1.007": {"s_churn": 10.0, "s_noise": 1.007},
+}
+
+
 def run_churn_sweep(sweep_path: Path):
-    """Run (or resume) the sweep file in the current registry; its results, best first."""
+    """Run (or resume) the sweep file in the current registry; its results, best first, and the skipped duplicates."""
     from edmctl.sweep import read_sweep, run_sweep, sweep_results
 
     outcome = run_sweep(read_sweep(sweep_path), jobs=1)
     if outcome.failed:
         raise RuntimeError(f"{len(outcome.failed)} churn trials failed: {outcome.failed[0].error}")
-    return sweep_results(outcome.plan.sweep_id)
+    return sweep_results(outcome.plan.sweep_id), outcome.plan.duplicates
 
 
-def exact_mixture_fd(spec_path: Path) -> tuple[float, float]:
-    """FD of (a) the converged deterministic sampler (Heun 256 steps) and (b) exact draws from the mixture
-    (a random digit plus std-0.2 noise), on the sweep's seeds, against the data: the floors churn is judged by."""
-    from edmctl.recipe.load import validate
-    from edmctl.sampling import parse_seeds, sample
-    from edmctl.sweep import read_sweep
+def exact_draws(model, count: int, seed: int) -> torch.Tensor:
+    """`count` exact draws from a mixture model: a random image y_k plus std·N(0, I)."""
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(model.images.shape[0], (count,), generator=g)
+    draws = model.images[picks] + model.std * torch.randn(count, model.images.shape[1], generator=g, dtype=torch.float64)
+    return draws.reshape(count, *model.img_shape)
+
+
+def churn_scale(spec_path: Path, blocks: int = 3) -> dict[str, object]:
+    """What the sweep's FDs are judged by, on its seed count: the converged deterministic sampler (Heun 256 steps),
+    exact draws from the mixture, and the deterministic sampler on `blocks` other seed blocks (the FD's
+    own spread from the seeds alone)."""
     from edmctl.evaluate import reference_sampler
+    from edmctl.sampling import parse_seeds, sample
+    from edmctl.sweep import plan_sweep, read_sweep
     from edmctl.sweep.trials import cached_model, frechet_to_reference
 
     spec = read_sweep(spec_path)
-    recipe = validate(dict(spec.base), spec.base_origin)
+    recipe = next(t.recipe for t in plan_sweep(spec) if t.recipe.sampler.s_churn == 0)
     model, seeds = cached_model(spec.model), parse_seeds(spec.seeds)
-    converged = sample(model, reference_sampler(recipe.sampler, model), seeds, spec.batch).samples
-    g = torch.Generator().manual_seed(0)
-    picks = torch.randint(model.images.shape[0], (len(seeds),), generator=g)
-    draws = model.images[picks] + model.std * torch.randn(len(seeds), model.images.shape[1], generator=g, dtype=torch.float64)
-    draws = draws.reshape(len(seeds), *model.img_shape)
-    return frechet_to_reference(converged, recipe), frechet_to_reference(draws, recipe)
+    others = [[seed + (block + 1) * len(seeds) for seed in seeds] for block in range(blocks)]
+    return {"steps": recipe.sampler.steps, "seeds": spec.seeds, "count": len(seeds),
+            "converged": frechet_to_reference(sample(model, reference_sampler(recipe.sampler, model), seeds, spec.batch).samples, recipe),
+            "exact": frechet_to_reference(exact_draws(model, len(seeds), 0), recipe),
+            "blocks": [frechet_to_reference(sample(model, recipe.sampler, block, spec.batch).samples, recipe) for block in others]}
+
+
+class ErrorAboveSigma:
+    """A denoiser with a deliberate error where the noise is high: `wrong` for σ > σ_e, `exact` for σ ≤ σ_e
+    (per image). Wrong early, right late: the case in which EDM §4 says churn helps — its Langevin-like noise
+    injection at σ ≤ σ_e drives the samples towards the right marginal, correcting errors of earlier steps."""
+
+    def __init__(self, exact, wrong, sigma_e: float):
+        self.exact, self.wrong, self.sigma_e = exact, wrong, sigma_e
+
+    def __getattr__(self, name):  # sigma_min, round_sigma, img_shape, ...: the exact model's
+        return getattr(self.exact, name)
+
+    def __call__(self, x, sigma, class_labels=None):
+        sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(x.shape[0])
+        above = (sigma > self.sigma_e).reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.where(above, self.wrong(x, sigma), self.exact(x, sigma))
+
+
+def churn_errors(truth, denoisers: dict, settings: dict[str, dict], seeds: list[int]) -> dict[str, dict[str, float]]:
+    """fd_exact (EDM's distributional error, `edmctl.evaluate`) of each denoiser's samples against the truth's exact
+    distribution, for each churn setting on Heun with `CHURN_STEPS` steps: {setting: {denoiser: FD}}."""
+    from edmctl.evaluate.sampler_error import fd_exact
+    from edmctl.sampling import sample
+
+    heun = sampler_settings(["sampler.solver='heun'", f"sampler.steps={CHURN_STEPS}"])
+    return {label: {name: fd_exact(truth, sample(model, heun.model_copy(update=fields), seeds, len(seeds)).samples)
+                    for name, model in denoisers.items()}
+            for label, fields in settings.items()}
+
+
+def digits_denoisers() -> tuple[object, dict]:
+    """The std-0.2 digits mixture (the truth) and four denoisers: its exact one, one wrong above σ_e, and the
+    exact denoisers of the mixtures of std 0.1 (removes too much noise at low σ) and 0.3 (too little)."""
+    from edmctl.models import load_model
+
+    truth = load_model(DIGITS_MIXTURE)
+    wrong = ErrorAboveSigma(truth, load_model(f"{DIGITS_MIXTURE}&n={ERROR_IMAGES}"), ERROR_SIGMA)
+    return truth, {"exact D": truth, f"D wrong above σ = {ERROR_SIGMA:g}": wrong,
+                   "D of std 0.1": load_model("ideal:digits?std=0.1"), "D of std 0.3": load_model("ideal:digits?std=0.3")}
 
 
 def churn_plot(results, out: Path) -> str:
-    """FD against S_churn, one line per (S_tmin, S_tmax, S_noise)."""
+    """FD against S_churn, one line per (S_noise, S_tmin, S_tmax)."""
     fig, axes = new_figure(7, 4.5)
     groups: dict[tuple, list] = {}
     for row in results.rows:
-        key = tuple(row.axes.get(k) for k in ("sampler.s_tmin", "sampler.s_tmax", "sampler.s_noise"))
+        key = tuple(row.axes.get(k) for k in ("sampler.s_noise", "sampler.s_tmin", "sampler.s_tmax"))
         groups.setdefault(key, []).append((row.axes["sampler.s_churn"], row.value))
-    for (tmin, tmax, noise), points in sorted(groups.items()):
-        points.sort()
-        axes[0][0].plot(*zip(*points), marker="o", label=f"S_tmin={tmin:g}, S_tmax={tmax:g}, S_noise={noise:g}")
-    axes[0][0].set(xlabel="S_churn", ylabel="FD (pixels) vs the digits", title="churn on the digits mixture, Heun 18 steps")
+    deterministic = next(row.value for row in results.rows if row.axes["sampler.s_churn"] == 0)
+    for (noise, tmin, tmax), points in sorted(groups.items()):
+        points = sorted({0.0: deterministic, **dict(points)}.items())  # S_churn = 0 ran once, for every line
+        axes[0][0].plot(*zip(*points), marker="o", label=f"S_noise={noise:g}, σ in [{tmin:g}, {tmax:g}]")
+    axes[0][0].set(xlabel="S_churn", ylabel="FD (pixels) vs the digits",
+                   title="churn on the digits mixture (recipes/churn_grid.toml)")
     axes[0][0].legend(fontsize=7)
     return save_figure(fig, out / "churn.png")
 
 
+def churn_facts(errors: dict[str, dict[str, float]], floor: list[float]) -> str:
+    """What the error table shows, denoiser by denoiser, from its numbers."""
+    labels = list(errors)
+    base, low, high = labels[0], labels[4], labels[5]
+    lines = []
+    for name in errors[base]:
+        column = {label: errors[label][name] for label in labels}
+        best = min(column, key=column.get)
+        change = column[best] / column[base] - 1
+        verdict = (f"the best churn setting ({best}) lowers it by {-change:.0%}" if best != base else
+                   "no churn setting lowers it")
+        lines.append(f"- {name}: deterministic {column[base]:.3g}; {verdict}; churn only at σ ≤ {ERROR_SIGMA:g} gives "
+                     f"{column[low]:.3g}, only at σ ≥ {ERROR_SIGMA:g} {column[high]:.3g}.")
+    return (f"FD of exact draws (same count, four draws): {min(floor):.3g} to {max(floor):.3g}, the noise floor of "
+            "this estimate.\n\n" + "\n".join(lines))
+
+
+def spread_of(errors: dict[str, dict[str, float]], name: str) -> str:
+    """`−0.03 to +0.2`: the range of a denoiser's error change from the deterministic sampler over the churn settings."""
+    base = next(iter(errors))
+    changes = [errors[label][name] - errors[base][name] for label in errors if label != base]
+    return f"{min(changes):+.3g} to {max(changes):+.3g}"
+
+
+def churn_conclusion(errors: dict[str, dict[str, float]], floor: list[float]) -> str:
+    """The verdict on EDM §4's claim, each clause decided by the numbers (a change within the floor's spread is none)."""
+    labels, names = list(errors), list(errors[next(iter(errors))])
+    base, low, high = labels[0], labels[4], labels[5]
+    noise = max(floor) - min(floor)
+    exact, wrong = names[0], names[1]
+    gain = {label: errors[base][wrong] - errors[label][wrong] for label in labels}
+    corrects = max(gain.values()) > noise
+    from_right = gain[low] > gain[high] + noise
+    exact_gain = max(errors[base][exact] - errors[label][exact] for label in labels)
+    return " ".join([
+        f"What this shows: on the D that is wrong above σ = {ERROR_SIGMA:g}, churn "
+        + (f"corrects part of the error (up to {max(gain.values()):.3g} of {errors[base][wrong]:.3g}), "
+           + ("and mostly from the σ where D is right (σ ≤ {0:g}), the paper's mechanism."
+              if from_right else "but not mainly from the σ where D is right (σ ≤ {0:g}).").format(ERROR_SIGMA)
+           if corrects else "does not correct the error beyond the noise floor."),
+        "On the exact D churn " + ("does not improve the error beyond the noise floor."
+                                   if exact_gain <= noise else f"improves the error by {exact_gain:.3g}, more than the noise floor."),
+        "The wrong-std denoisers are exact for another mixture, so their error is the same at every σ and the "
+        "Langevin-like step drives the samples towards that mixture, not the true one (in the limit of many "
+        f"steps both samplers land on it, with churn or without): churn cannot correct them, and what it changes is noise the {CHURN_STEPS} churn steps "
+        f"leave behind — it moves the std-0.1 D's error (removes too much noise) by {spread_of(errors, names[2])} and "
+        f"the std-0.3 D's (removes too little) by {spread_of(errors, names[3])}.",
+    ])
+
+
 def section_churn(sizes: Sizes, out: Path) -> Section:
+    from edmctl.design.sampler import GAMMA_MAX
+    from edmctl.evaluate.sampler_error import fd_exact
+
     sweep_path = ROOT / sizes.churn_sweep
-    results = run_churn_sweep(sweep_path)
-    converged, exact = exact_mixture_fd(sweep_path)
-    axes = ("sampler.s_churn", "sampler.s_tmin", "sampler.s_tmax", "sampler.s_noise")
+    results, duplicates = run_churn_sweep(sweep_path)
+    scale = churn_scale(sweep_path)
+    axes = ("sampler.s_churn", "sampler.s_noise", "sampler.s_tmin", "sampler.s_tmax")
     rows = [[*(f"{row.axes.get(a):g}" for a in axes), f"{row.value:.4g}"] for row in results.rows]
-    deterministic = [r.value for r in results.rows if r.axes.get("sampler.s_churn") == 0]
+    deterministic = next(r.value for r in results.rows if r.axes.get("sampler.s_churn") == 0)
     best, worst = results.rows[0], results.rows[-1]
-    helps = best.axes.get("sampler.s_churn", 0) > 0 and best.value < min(deterministic)
-    body = (f"`{sizes.churn_sweep}` ({len(results.rows)} trials): `{DIGITS_MIXTURE}`, Heun 18 steps (35 NFE), "
-            "seeds 0-255, FD of the flattened pixels against the 1797 digits. For scale: the converged deterministic "
-            f"sampler (Heun 256 steps) on the same seeds scores {converged:.4g}, exact draws from the mixture (256 of "
-            f"them) {exact:.4g} — the mixture's own std 0.2 keeps every FD well above 0.\n\n"
-            + table(["S_churn", "S_tmin", "S_tmax", "S_noise", "FD"], rows)
+    spread = max(scale["blocks"] + [deterministic]) - min(scale["blocks"] + [deterministic])
+    largest = max(abs(row.value - deterministic) for row in results.rows)
+    truth, denoisers = digits_denoisers()
+    error_seeds = list(range(sizes.churn_error_seeds))
+    errors = churn_errors(truth, denoisers, CHURN_SETTINGS, error_seeds)
+    floor = [fd_exact(truth, exact_draws(truth, len(error_seeds), seed)) for seed in range(4)]
+    steps = scale["steps"]
+    churns = ", ".join(f"{c:g}" for c in sorted({r.axes["sampler.s_churn"] for r in results.rows}))
+    body = (f"`{sizes.churn_sweep}`: `{DIGITS_MIXTURE}`, Heun {steps} steps ({2 * steps - 1} NFE), seeds {scale['seeds']}, FD "
+            f"of the flattened pixels against the 1797 digits. γ_i = min(S_churn/{steps}, √2 − 1) reaches its cap at "
+            f"S_churn = {steps * GAMMA_MAX:.3g}, so the grid spans S_churn {churns}; {len(duplicates)} of its "
+            f"{len(results.rows) + len(duplicates)} assignments sample exactly like another (S_churn = 0 never uses "
+            f"the window or S_noise) and are skipped: {len(results.rows)} trials. For scale: the converged "
+            f"deterministic sampler (Heun 256 steps) on the same seeds scores {scale['converged']:.4g}, exact draws "
+            f"from the mixture {scale['exact']:.4g}, and the {steps}-step deterministic sampler on three other blocks of "
+            f"{scale['count']} seeds {', '.join(f'{v:.4g}' for v in scale['blocks'])}: the seeds alone move this FD by "
+            f"{spread:.3g}, and the mixture's own std 0.2 keeps it far above 0.\n\n"
+            + table(["S_churn", "S_noise", "S_tmin", "S_tmax", "FD"], rows)
             + f"\n\nBest: {best.label} (FD {best.value:.4g}); worst: {worst.label} (FD {worst.value:.4g}); deterministic "
-              f"(S_churn = 0) {min(deterministic):.4g}. "
-            + ("Stochasticity helps here: the Langevin-like churn corrects part of the 18-step discretisation error. "
-               if helps else "Stochasticity does not help here: ")
-            + "The denoiser of this model is exact, so the ODE already has the right distribution and churn can only "
-              "trade discretisation error against the error of its own noise injection; the paper's gains from churn "
-              "come from correcting a trained network's errors, which an analytic model does not make.")
+              f"{deterministic:.4g}. The trials share their seeds, so their differences are less noisy than the "
+              f"spread across seed blocks; still, the largest change churn makes here ({largest:.3g}) is "
+              f"{'smaller' if largest < spread else 'larger'} than that spread ({spread:.3g}). And the "
+              "model's denoiser is exact, so churn has no denoiser error to correct here: it can only trade the "
+              f"{steps}-step discretisation error against the error of its own noise injection, and an FD against the "
+              "digits (which the std-0.2 mixture does not match) is not a measure of that trade.\n\n"
+              "**Churn against a denoiser error.** EDM §4 argues that churn helps because its Langevin-like noise "
+              "injection drives the samples towards the right marginal at each σ, correcting errors of earlier "
+              "steps — errors of a trained D, which an exact denoiser does not make. To test that, the same sampler "
+              f"runs with four denoisers on seeds 0-{len(error_seeds) - 1}, each judged by `fd_exact` (the Fréchet "
+              "distance of the pixels to the exact std-0.2 mixture, `edmctl.evaluate`): the exact D; a D that is "
+              f"wrong above σ = {ERROR_SIGMA:g} (there it is the exact denoiser of the mixture on the first "
+              f"{ERROR_IMAGES} digits only, below it exact: wrong early, right late); and the exact denoisers of the "
+              "mixtures of std 0.1 and 0.3 (wrong at low σ, in opposite directions).\n\n"
+            + table(["sampler", *errors[next(iter(errors))]],
+                    [[label, *(f"{v:.4g}" for v in values.values())] for label, values in errors.items()])
+            + "\n\n" + churn_facts(errors, floor) + "\n\n" + churn_conclusion(errors, floor))
     return Section(6, "Churn: where stochasticity helps and where it hurts", f"edmctl sweep {sizes.churn_sweep}", body,
                    [churn_plot(results, out)])
 

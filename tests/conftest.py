@@ -9,9 +9,12 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(monkeypatch):
     """Every test starts on one thread, whatever the test before it (or code it ran, e.g. an in-process sweep
-    worker) set."""
+    worker) set, and gets back the thread variables that `edmctl --threads` sets for child processes."""
+    one = {"EDMCTL_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_DYNAMIC": "FALSE"}
+    for name, value in one.items():  # as `edmctl --threads 1` sets them; restored after the test
+        monkeypatch.setenv(name, value)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -76,3 +79,27 @@ def registry_backend(request, monkeypatch):
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("EDMCTL_DB_URL", url)
     return url
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh EDMCTL_HOME (SQLite) for the test: `tmp_path / "runs"`. Modules that need another define their own."""
+    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One throwaway single-node Slurm cluster for the whole session (tests/slurm_cluster.py), its SLURM_CONF in
+    the environment; skipped when it cannot start (failed in CI, `$CI` set)."""
+    from servers import ServerUnavailable, require
+    from slurm_cluster import SlurmCluster
+
+    try:
+        with SlurmCluster.started() as cluster, pytest.MonkeyPatch.context() as patch:
+            for name, value in cluster.env.items():
+                patch.setenv(name, value)
+            yield cluster
+    except ServerUnavailable as error:
+        require(error)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
 import pytest
 
@@ -39,6 +39,17 @@ def require(error: ServerUnavailable) -> None:
     pytest.skip(str(error))
 
 
+@contextmanager
+def running(server):
+    """Start `server` (its `_start`), yield it, then stop it (`_stop`) and delete its `folder`, whatever happened."""
+    try:
+        server._start()
+        yield server
+    finally:
+        server._stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,16 +65,9 @@ class PostgresServer:
         self._names = itertools.count()
 
     @classmethod
-    @contextmanager
-    def started(cls) -> Iterator["PostgresServer"]:
+    def started(cls) -> ContextManager["PostgresServer"]:
         as_user = _run_as_prefix()
-        server = cls(Path(tempfile.mkdtemp(prefix="edmctl-pg-")), free_port(), as_user)
-        try:
-            server._start()
-            yield server
-        finally:
-            server._stop()
-            shutil.rmtree(server.folder, ignore_errors=True)
+        return running(cls(Path(tempfile.mkdtemp(prefix="edmctl-pg-")), free_port(), as_user))
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"

@@ -45,8 +45,9 @@ def test_a_resumed_run_continues_its_parents_series_without_repeating_or_droppin
 
 def test_show_plot_writes_one_runs_curves_and_prints_the_path(home, capsys):
     assert main(["show", "run2", "--plot", "--json"]) == 0
-    path = json.loads(capsys.readouterr().out)["plot"]
-    assert path == str(Registry(home).run_dir(2) / "curves.png")
+    doc = json.loads(capsys.readouterr().out)
+    path = doc["plot"]
+    assert path == str(Registry(home).run_dir(2) / "curves.png") and doc["files"] == [path]
     with Image.open(path) as image:
         assert image.size[0] > 800 and image.size[1] > 300
 
@@ -55,6 +56,8 @@ def test_plot_puts_several_runs_on_one_metric_with_the_differing_recipe_fields(h
     out = tmp_path / "lr.png"
     assert main(["plot", "run2", "run3", "--metric", "loss_sigma0.1-1", "--out", str(out)]) == 0
     assert f"plot: {out}" in capsys.readouterr().out.replace("\n", "")
+    assert main(["plot", "run2", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == [str(out)]
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[1] > 300
     from edmctl.train.curves import differing_fields

@@ -181,6 +181,13 @@ def test_list_filters_by_kind_status_where_and_limit(home):
     assert len(reg.list(where={"extra.nfe": "35"})) == 2
     assert len(reg.list(kind="sample", status="done", where={"kind": "sample"})) == 3
     assert reg.latest(kind="train").kind == "train" and reg.latest(kind="fid") is None
+    with open_run(kind="sample", name="18", home=home) as named:
+        pass
+    assert [r.id for r in reg.list(where={"name": "18"})] == [named.id]  # a text column: 18 is the text "18"
+    assert len(reg.list(where={"pid": str(os.getpid()), "parent_id": "null", "kind": "sample"})) == 4
+    for column, value in (("world_size", "one"), ("git_dirty", "1"), ("created", "yesterday")):
+        with pytest.raises(UserError, match=f"--where {column} takes a"):
+            reg.list(where={column: value})
     with pytest.raises(UserError, match="--status"):
         reg.list(status="finished")
     with pytest.raises(UserError, match="--where"):

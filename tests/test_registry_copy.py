@@ -139,3 +139,31 @@ def test_a_snapshot_the_team_records_but_this_node_does_not_mount_is_a_one_line_
     with pytest.raises(UserError, match="is not on this node") as info:
         load_snapshot(path, sha256)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_removing_a_copied_run_with_its_files_never_deletes_a_folder_it_did_not_write(local, team, capsys):
+    """The copy's new id names a `run{id}` folder in the home that is not its own: on PostgreSQL (the laptop's
+    home is the home here too) the local sweep's folder; its own files are where the trial ran."""
+    trial_b = local.ids[3]
+    copied = copy(capsys, f"run{trial_b}", "--to", team)[1]["copied"][f"run{trial_b}"]
+    there = team_registry(team)
+    stranger = there.run_dir(there.get(copied).id)
+    stranger.mkdir(parents=True, exist_ok=True)
+    (stranger / "keep.txt").write_text("someone else's")
+    plan = there.removal_plan(copied, files=True)
+    there.remove(plan)
+    assert plan.folders == [] and (stranger / "keep.txt").exists() and Registry().run_dir(trial_b).is_dir()
+    assert Registry().removal_plan(f"run{trial_b}", files=True).folders == [Registry().run_dir(trial_b)]  # its own
+
+
+def test_a_parent_recorded_after_its_child_is_copied_first_and_the_link_holds(local, team, capsys):
+    """Lineage, not id order: a run can name a later run as its parent (`Run.update(parent=...)`)."""
+    with open_run(kind="sample") as child:
+        pass
+    with open_run(kind="train") as parent:
+        pass
+    child.update(parent=parent.id)
+    report = copy(capsys, f"run{child.id}", "--to", team)[1]
+    assert list(report["copied"]) == [f"run{parent.id}", f"run{child.id}"]
+    there = team_registry(team)
+    assert there.get(report["copied"][f"run{child.id}"]).parent_id == there.get(report["copied"][f"run{parent.id}"]).id

@@ -2,6 +2,7 @@
 file (samples, snapshot, measured folder) is caught with exit 1; other kinds exit 2."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,26 @@ def test_fid_run_of_a_folder_detects_a_changed_image(trained, capsys, tmp_path):
     code, verdict = reproduce_json(capsys, measured)
     assert code == 1 and failed_checks(verdict) == {"image statistics (mu, sigma)", "FID"}
 
+
+
+def final_weights(run) -> dict:
+    registry = Registry()
+    snapshot = max((a for a in registry.artifacts(run.id) if a.kind == "checkpoint"), key=lambda a: a.step)
+    return torch.load(registry.artifact_path(snapshot), weights_only=True)["net"]
+
+
+@pytest.mark.slow  # three tiny trainings
+def test_training_reproduces_on_the_thread_count_it_recorded(home, capsys):
+    """Sums split over 2 threads add in another order than on 1, so the same recipe trains to other bits; a run
+    trained on 2 threads reproduces bitwise from a process on 1 (the default) because reproduce re-applies 2."""
+    recipe = str(Path(__file__).resolve().parents[1] / "recipes" / "digits.toml")
+    assert main(["--threads", "2", "train", recipe, *sets(*TINY)]) == 0
+    two = Registry().latest(kind="train")
+    assert main(["--threads", "1", "train", recipe, *sets(*TINY)]) == 0
+    one = Registry().latest(kind="train")
+    assert [r.extra["numerics"]["intra_op_threads"] for r in (two, one)] == [2, 1]
+    assert any(not torch.equal(a, b) for a, b in zip(final_weights(two).values(), final_weights(one).values()))
+    code, verdict = reproduce_json(capsys, two.label)  # this process: 1 thread
+    assert code == 0 and verdict["match"] and verdict["notes"] == []
+    assert Registry().get(verdict["reproduction"]).extra["numerics"]["intra_op_threads"] == 2
+    assert torch.get_num_threads() == 1

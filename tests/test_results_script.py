@@ -114,3 +114,22 @@ def test_a_tiny_training_is_scored_by_fd_against_the_digits(results, tmp_path, m
     recipe = results.weight_recipes(0.128)["EDM λ (Eq. 8)"]
     score = results.train_and_score(recipe.canonical(), images=80)
     assert score["fd"] > 0 and score["grid"].shape == (64, 1, 8, 8) and score["run"] is not None
+
+
+def test_churn_corrects_an_early_denoiser_error_from_where_d_is_right_and_does_not_improve_an_exact_d(results):
+    """EDM §4: churn's noise injection corrects errors of earlier steps. D wrong above σ = 0.5 (it knows 2 of the 8
+    components there), exact below: churn at σ ≤ 0.5 lowers fd_exact, churn only at σ ≥ 0.5 much less; on the exact D
+    no churn setting lowers it."""
+    from edmctl.models import GaussianMixtureDenoiser
+
+    images = torch.rand(8, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    truth = GaussianMixtureDenoiser(images, std=0.2)
+    wrong = results.ErrorAboveSigma(truth, GaussianMixtureDenoiser(images[:2], std=0.2), 0.5)
+    settings = {"none": {}, "low": {"s_churn": 10.0, "s_tmax": 0.5}, "high": {"s_churn": 10.0, "s_tmin": 0.5},
+                "all": {"s_churn": 10.0}}
+    errors = results.churn_errors(truth, {"exact": truth, "wrong": wrong}, settings, list(range(500)))
+    wrong_fd = {label: row["wrong"] for label, row in errors.items()}
+    assert wrong_fd["low"] < 0.9 * wrong_fd["none"] and wrong_fd["all"] < 0.9 * wrong_fd["none"], wrong_fd
+    assert wrong_fd["none"] - wrong_fd["low"] > 2 * (wrong_fd["none"] - wrong_fd["high"]), wrong_fd
+    exact_fd = {label: row["exact"] for label, row in errors.items()}
+    assert min(exact_fd.values()) == exact_fd["none"] and exact_fd["all"] > 2 * exact_fd["none"], exact_fd

@@ -3,7 +3,10 @@ ablation tables is printed in full, or its column is named as left out; `compare
 and only the fields that apply."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -25,13 +28,6 @@ def columns(request, monkeypatch):
     """The terminal's width, as a user's COLUMNS sets it."""
     monkeypatch.setattr(out.console, "width", request.param)
     return request.param
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
 
 
 def left_out(text: str) -> list[str]:
@@ -87,6 +83,17 @@ def test_compare_prints_every_number_whole(home, columns, capsys):
     shown = [value for value, label in zip(SMALL, [f"run{i}" for i in ids]) if label not in dropped]
     assert_whole(text, [fmt(v) for v in shown] + [fmt(SMALL[3])])
     assert len(shown) >= 2 and ("model" in text)
+
+
+def test_a_users_columns_sets_the_width(home):
+    """COLUMNS, as a shell sets it, reaches the table (here through a pipe, where no terminal has a width)."""
+    for value in SMALL[:2]:
+        with open_run(kind="sample", recipe={"sampler": {"solver": "heun"}}, home=home) as run:
+            run.log_metrics({"fd_exact": value, "images_per_s": SMALL[3]})
+    printed = subprocess.run([sys.executable, "-m", "edmctl", "compare", "1", "2"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "40"}, check=True).stdout
+    assert max(map(len, printed.splitlines())) <= 40 and "…" not in printed
+    assert all(fmt(v) in printed for v in SMALL[:2]), printed
 
 
 def test_runs_lists_every_number_whole(home, columns, capsys):

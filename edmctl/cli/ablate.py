@@ -141,6 +141,12 @@ def render_training_ladder(result) -> None:
     print_table(table)  # the measures first: a narrow terminal leaves out the descriptions on the right
 
 
+def print_rung(rung) -> None:
+    """`config B (...): done  loss 0.4361  3.142` on stderr: numbers to 4 significant digits, "-" when missing."""
+    loss, value = ("-" if v is None else f"{v:.4g}" for v in (rung.loss, rung.value))
+    err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {loss}  {value}", highlight=False)
+
+
 @app.command("training")
 def training(
     base: Annotated[Path, typer.Option("--base", help="The recipe giving scale and data (e.g. recipes/digits.toml); the ladder gives the design choices.")],
@@ -156,11 +162,7 @@ def training(
     from edmctl.errors import CheckFailed
     from edmctl.sweep.training_ladder import training_ladder
 
-    def progress(rung) -> None:
-        value = "-" if rung.value is None else f"{rung.value:.4g}"
-        err.print(f"config {rung.config} ({rung.title}): {rung.status}  loss {rung.loss}  {value}", highlight=False)
-
-    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=progress)
+    result = training_ladder(base, family, budget_kimg, list(overrides or []), jobs=jobs, on_rung=print_rung)
     files = run_outputs(result.run_id)  # the plot and the configs' snapshots
     emit({**result.as_dict(), "files": [str(f) for f in files]}, as_json,
          lambda: (render_training_ladder(result), print_files(files)))

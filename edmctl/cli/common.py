@@ -4,7 +4,9 @@ rich is imported on first use, not here: `edmctl --help` needs only typer (see b
 """
 
 import math
+import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import typer
@@ -103,6 +105,18 @@ def emit(doc: Any, as_json: bool, render: Callable[[], None]) -> None:
         render()
 
 
+@contextmanager
+def on_interrupt(kept: Callable[[], tuple[str, str | None]]) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) inside the block ends the command with `interrupted: <what was kept>; resume with:
+    <command>` (exit 130); `kept()` returns those two (command None: the same one again)."""
+    from edmctl.errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(*kept()) from None
+
+
 def images_per_s(speed: float) -> str:
     return f"{speed:.1f} img/s"
 
@@ -122,11 +136,69 @@ class RateBar:
         self.update(advance=n)
 
 
+PLAIN_EVERY_S = 10.0  # seconds between plain progress lines where stderr is no terminal
+PLAIN_COUNT = "{task.completed:g}/{task.total:g}"
+
+
+class PlainProgress:
+    """`RateBar`'s updates as plain lines on stderr, where no terminal shows a bar (a CI log, a pipe): one line
+    every `PLAIN_EVERY_S` seconds — `training: 1.2/5 kimg (24%)  loss 0.4361  512 img/s  ETA 0:01:20` — and a
+    last one at the end when any was printed. The rate is the mean since the first update."""
+
+    def __init__(self, description: str, total: float, count: str, extra: Sequence[str], rate: Callable[[float], str],
+                 fields: dict[str, Any]):
+        self.task = SimpleNamespace(description=description, total=total, completed=0.0, fields=dict(fields))
+        self.count, self.extra, self.rate = count, extra, rate
+        self.first: tuple[float, float] | None = None  # (time, completed) at the first update
+        self.last_line, self.lines = time.monotonic(), 0
+
+    def update(self, completed: float | None = None, advance: float | None = None, **fields: Any) -> None:
+        task = self.task
+        task.completed = completed if completed is not None else task.completed + (advance or 0)
+        task.fields.update(fields)
+        self.first = self.first or (time.monotonic(), task.completed)
+        if time.monotonic() - self.last_line >= PLAIN_EVERY_S:
+            self.print_line()
+
+    def advance(self, n: float) -> None:
+        self.update(advance=n)
+
+    def speed(self) -> float:
+        """Units per second since the first update (0 before a second one)."""
+        if self.first is None or time.monotonic() <= self.first[0]:
+            return 0.0
+        return (self.task.completed - self.first[1]) / (time.monotonic() - self.first[0])
+
+    def line(self) -> str:
+        from datetime import timedelta
+
+        task, speed = self.task, self.speed()
+        parts = [f"{task.description}:", self.count.format(task=task),
+                 f"({100 * task.completed / task.total:.0f}%)" if task.total else "",
+                 *(column.format(task=task) for column in self.extra), self.rate(speed) if speed > 0 else "",
+                 f"ETA {timedelta(seconds=round((task.total - task.completed) / speed))}" if speed > 0 else ""]
+        return "  ".join(part for part in parts if part)
+
+    def print_line(self) -> None:
+        err.print(self.line(), highlight=False)
+        self.last_line, self.lines = time.monotonic(), self.lines + 1
+
+    def close(self) -> None:
+        if self.lines:
+            self.print_line()
+
+
 @contextmanager
 def progress_bar(description: str, total: float, count: str | None = None, extra: Sequence[str] = (),
-                 rate: Callable[[float], str] = images_per_s, **fields: Any) -> Iterator[RateBar]:
+                 rate: Callable[[float], str] = images_per_s, **fields: Any) -> Iterator[RateBar | PlainProgress]:
     """A transient rich bar on stderr: description, bar, count (default `done/total`; else a TextColumn format),
-    the `extra` TextColumn formats (over `fields`, given their first values), the rate and the time remaining."""
+    the `extra` TextColumn formats (over `fields`, given their first values), the rate and the time remaining.
+    Where stderr is no terminal (a bar would print nothing), the same as plain lines every ~10 s (`PlainProgress`)."""
+    if not err.is_terminal:
+        plain = PlainProgress(description, total, count or PLAIN_COUNT, extra, rate, fields)
+        yield plain
+        plain.close()
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     def text(template: str) -> TextColumn:

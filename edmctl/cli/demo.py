@@ -6,7 +6,6 @@ in the registry, then what to run next. Each step is the real command, run in-pr
 """
 
 import io
-import json
 from contextlib import nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Annotated
@@ -14,18 +13,22 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, emit, err, out
-from edmctl.errors import CheckFailed
+from edmctl.errors import CheckFailed, Interrupted
 
 
 def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
     """Run `edmctl <argv>` in-process under a rule on stderr; with `as_json`, return its JSON document (its
     stdout) instead of letting it print."""
+    import json
+
     from edmctl.cli.main import main
 
     err.rule(f"{title}: edmctl {' '.join(argv)}", style="dim")
     captured = io.StringIO()
     with redirect_stdout(captured) if as_json else nullcontext():
         code = main([*argv, "--json"] if as_json else argv)
+    if code == Interrupted.exit_code:  # the step said what it kept
+        raise Interrupted(f"the demo stopped at step {title}")
     if code != 0:
         raise CheckFailed(f"`edmctl {' '.join(argv)}` exited with {code}; the demo stops here.")
     return json.loads(captured.getvalue()) if as_json else None
@@ -43,8 +46,11 @@ def demo(
     from edmctl.registry import Registry
     from edmctl.sampling import parse_seeds
 
+    from edmctl.fid.clean import clean_fid
+
     recipe_obj = load_recipe(recipe, overrides)  # fail on a bad recipe or seeds before anything runs
     parse_seeds(seeds)
+    clean_fid()  # and on a torchvision that does not load (FD, steps 3-4), not after training
     ref = home() / "refs" / f"{recipe_obj.data.source}-pixels.npz"
     doc = {"train": _step("1/4 train", ["train", str(recipe), *[a for o in overrides or [] for a in ("--set", o)]], as_json)}
     trained = Registry().latest(kind="train", status="done").label

@@ -6,7 +6,6 @@ plainly. Nothing here imports torch: the solver names are read from the source o
 only when a help page is shown.
 """
 
-import ast
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +19,8 @@ SOLVERS_SOURCE = Path(__file__).resolve().parents[1] / "design" / "solvers.py"
 @lru_cache(maxsize=1)
 def solver_names() -> tuple[str, ...]:
     """The keys of `edmctl.design.solvers.SOLVERS`, in order, from the module's source (importing it loads torch)."""
+    import ast
+
     for node in ast.parse(SOLVERS_SOURCE.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SOLVERS"]:
             return tuple(key.value for key in node.value.keys)

@@ -1,21 +1,25 @@
 """`edmctl`: the entry point. Registers each command module and maps failures to exit codes.
 
-Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`UserError`, usage errors).
+Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`UserError`, usage errors), 130
+interrupted (Ctrl-C or SIGTERM: `Interrupted`, saying what was kept and the command that resumes).
 A path too long for the file system (from any command) is bad input too. Anything else is a bug: one line
 "internal error: ..." and exit 1, the traceback only with EDMCTL_DEBUG=1 — a safety net, every known bad input
 has its own UserError.
 """
 
 import errno
+import functools
 import os
+import shlex
 import sys
 from typing import Annotated
 
 import typer
 
+from edmctl import threads
 from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
                         train)
-from edmctl.errors import CheckFailed, UserError
+from edmctl.errors import CheckFailed, Interrupted, UserError
 
 app = typer.Typer(
     name="edmctl",
@@ -51,9 +55,16 @@ def _print_version(given: bool) -> None:
 
 
 @app.callback()
-def root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                               help="Print the version (and git commit) and exit.")] = False) -> None:
+def root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version (and git commit) and exit.")] = False,
+    threads_: Annotated[int | None, typer.Option(
+        "--threads", min=1, max=threads.MAX, metavar="N", show_default=False,
+        help=f"CPU threads for torch, here and in the processes edmctl starts (default: EDMCTL_THREADS, else "
+             f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
+) -> None:
     """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
+    threads.use(threads.requested(threads_))
 
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
@@ -62,21 +73,24 @@ for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this in-process)."""
-    from edmctl.cli.common import err, print_error
+    from edmctl.cli.common import print_error
     from edmctl.cli.help import readable
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         command = typer.main.get_command(app)
         readable(command)
+        interruptible(command)
         command(args=argv, prog_name="edmctl")  # click's standalone mode: usage errors exit 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (UserError, CheckFailed) as e:
         print_error(e)
         return e.exit_code
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except Interrupted as e:
+        print_error(f"{e.kept}; {'resume with' if e.resume else 'run it again'}: {e.resume or shlex.join(['edmctl', *argv])}",
+                    label="interrupted:", style="yellow")
+        return e.exit_code
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
             return internal_error(e)
@@ -85,6 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 (the safety net)
         return internal_error(e)
     return 0
+
+
+def interruptible(command) -> None:
+    """Ctrl-C in any command raises `Interrupted` (typer would turn it into a silent exit 130); commands that keep
+    partial work say what, and how to resume, themselves (`edmctl.cli.common.on_interrupt`)."""
+    if command.callback is not None:
+        command.callback = _interrupted_as_error(command.callback)
+    for sub in getattr(command, "commands", {}).values():
+        interruptible(sub)
+
+
+def _interrupted_as_error(callback):
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted("stopped before it finished, nothing to continue from") from None
+
+    return run
 
 
 def internal_error(e: Exception) -> int:

@@ -28,6 +28,8 @@ def reproduce(
         for c in verdict.checks:
             table.add_row(c.name, c.tolerance, styled("match", "green") if c.ok else styled("MISMATCH", "red"), c.detail)
         print_table(table)
+        for note in verdict.notes:
+            out.print(f"note: {note}", highlight=False)
         out.print(f"verdict: {'reproduced' if verdict.ok else 'NOT reproduced'}", highlight=False)
         print_files(files)
 

@@ -225,6 +225,7 @@ def show(run: RunArg, as_json: JsonOpt = False,
     doc["grids"] = [{"kimg": step / 1000, "path": str(path)} for step, path in grids(reg, record)]
     if plot or out_path is not None:
         doc["plot"] = str(write_curves([record.label], out_path, None))
+        doc["files"] = [doc["plot"]]  # what `show` wrote, as every command that writes lists it
     emit(doc, as_json, lambda: (render_show(doc), doc.get("plot") and out.print(f"plot: {doc['plot']}", highlight=False)))
 
 
@@ -294,7 +295,13 @@ def compare(
     if len(runs_) < 2:
         raise UserError("compare needs at least two runs, e.g. `edmctl compare run12 run17`.")
     doc = compare_runs(registry(), runs_, all_fields=all_fields, applies=field_applies)
-    emit(doc, as_json, lambda: print_table(compare_table(doc, all_fields)))
+
+    def render() -> None:
+        print_table(compare_table(doc, all_fields))
+        for note in doc["notes"]:
+            out.print(f"note: {note}", highlight=False)
+
+    emit(doc, as_json, render)
 
 
 def compare_table(doc: dict[str, Any], all_fields: bool):

@@ -13,8 +13,8 @@ WhereOpt = "A database URL (postgresql+psycopg://user@host/db, sqlite:////path/r
 
 def copy(
     runs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to copy (run12, 12, latest), each with its ancestors and descendants.")],
-    to: Annotated[Optional[str], typer.Option("--to", help=f"Copy from this registry into that one. {WhereOpt}")] = None,
-    source: Annotated[Optional[str], typer.Option("--from", help=f"Copy from that registry into this one. {WhereOpt}")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", metavar="URL", help=f"Copy from this registry into that one. {WhereOpt}")] = None,
+    source: Annotated[Optional[str], typer.Option("--from", metavar="URL", help=f"Copy from that registry into this one. {WhereOpt}")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy runs with their metrics, artifact records and lineage into another registry (ids renumbered there);

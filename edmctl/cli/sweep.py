@@ -1,4 +1,5 @@
-"""`edmctl sweep SWEEP.toml`: run every trial of a sweep file (resumably, in parallel); `edmctl sweep show SWEEP`.
+"""`edmctl sweep SWEEP.toml`: run every trial of a sweep file (resumably, in parallel, here or as a Slurm job
+array); `edmctl sweep show SWEEP`; `edmctl sweep cancel SWEEP` (its Slurm job arrays).
 
 `edmctl sweep FILE ...` is shorthand for `edmctl sweep run FILE ...`. Every trial is validated before anything is
 recorded; the results are a table sorted by the sweep's metric and a plot saved with the sweep run.
@@ -11,7 +12,8 @@ from typing import Annotated, Callable, Iterator
 import typer
 from typer.core import TyperGroup
 
-from edmctl.cli.common import JsonOpt, emit, err, out, print_files, styled, text_table
+from edmctl.cli.common import JsonOpt, emit, err, on_interrupt, out, print_files, styled, text_table
+from edmctl.cli.slurm import AllowSqliteOpt, ExecutorOpt, PartitionOpt, SlurmOptionOpt, TimeOpt, executor_options
 from edmctl.errors import CheckFailed
 
 LimitOpt = Annotated[int, typer.Option("--limit", min=0, metavar="N",
@@ -40,12 +42,15 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def render_results(results, limit: int = DEFAULT_LIMIT, label: str = "wrote") -> None:
-    """The first `limit` trials (0: all) best first as aligned lines (status coloured), under a title line;
-    then the files the sweep wrote (its plot, its trials' snapshots), each line starting with `label`."""
-    axes = results.axes
-    header = ["#", "run", *(axis.rsplit(".", 1)[-1] for axis in axes), results.metric, "nfe", "s", "status"]
+    """The first `limit` trials (0: all) best first as aligned lines (status coloured; the Slurm job of each
+    trial a Slurm task ran), under a title line; then the files the sweep wrote (its plot, its trials'
+    snapshots), each line starting with `label`."""
+    axes, on_slurm = results.axes, any(row.slurm_job for row in results.rows)
+    header = ["#", "run", *(axis.rsplit(".", 1)[-1] for axis in axes), results.metric, "nfe", "s",
+              *(["slurm job"] if on_slurm else []), "status"]
     lines = [[str(rank), f"run{row.run_id}", *(_fmt(row.axes.get(a)) for a in axes), _fmt(row.value), _fmt(row.nfe),
-              _fmt(row.seconds, 3), row.status] for rank, row in enumerate(results.rows[:limit or None], 1)]
+              _fmt(row.seconds, 3), *([_fmt(row.slurm_job)] if on_slurm else []), row.status]
+             for rank, row in enumerate(results.rows[:limit or None], 1)]
     out.print(f"sweep {results.name or ''} run{results.sweep_id} ({results.status}): {results.metric}, "
               f"{results.direction} is best", highlight=False, markup=False)
     status_column = len(header) - 1
@@ -72,12 +77,25 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials (each validated) and record nothing.")] = False,
     max_trials: MaxTrialsOpt = None,
     limit: LimitOpt = DEFAULT_LIMIT,
+    executor: ExecutorOpt = "local",
+    partition: PartitionOpt = None,
+    gpus_per_trial: Annotated[int | None, typer.Option("--gpus-per-trial", min=0, help="Slurm: GPUs of each trial's task (default 0).")] = None,
+    cpus_per_trial: Annotated[int | None, typer.Option("--cpus-per-trial", min=1, help="Slurm: CPUs of each trial's task, its torch threads (default 1).")] = None,
+    time: TimeOpt = None,
+    max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, metavar="N", help="Slurm: at most N trials' tasks at once (default: all).")] = None,
+    slurm_option: SlurmOptionOpt = None,
+    allow_sqlite: AllowSqliteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate every trial, record them, run those not done yet; table sorted by the metric; exit 1 if any failed."""
     from edmctl.sweep import read_sweep, run_sweep, sweep_results
+    from edmctl.sweep.executors import EXECUTORS
     from edmctl.sweep.expand import MAX_TRIALS, check_count, iter_trials
 
+    given = executor_options(executor, {name: cls.OPTIONS for name, cls in EXECUTORS.items()}, {
+        "jobs": jobs, "partition": partition, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
+        "time": time, "max_parallel": max_parallel, "slurm_option": tuple(slurm_option or ()), "allow_sqlite": allow_sqlite})
+    runner = EXECUTORS[executor](**given)
     spec = read_sweep(sweep_file)
     cap = max_trials or MAX_TRIALS
     if dry_run:
@@ -96,8 +114,8 @@ def run(
         detail = () if outcome.status == "done" else (str(outcome.error),)
         err.print(f"run{outcome.trial_id}:", word, *detail, highlight=False)
 
-    with validation_progress(check_count(spec, cap)) as validated:
-        outcome = run_sweep(spec, jobs=jobs, on_outcome=progress, max_trials=cap, on_progress=validated)
+    with on_interrupt(lambda: kept_by_sweep(sweep_file, cap)), validation_progress(check_count(spec, cap)) as validated:
+        outcome = run_sweep(spec, on_outcome=progress, max_trials=cap, on_progress=validated, executor=runner)
     _report_duplicates(outcome.plan.duplicates)
     skipped = len(outcome.plan.skipped["done"])
     if skipped:
@@ -117,6 +135,20 @@ def _report_duplicates(duplicates) -> None:
     if duplicates:
         err.print(f"{len(duplicates)} duplicate trial(s) skipped: each samples exactly like an earlier one "
                   f"(e.g. {duplicates[0].text})", highlight=False, markup=False)
+
+
+def kept_by_sweep(sweep_file: Path, max_trials: int) -> tuple[str, None]:
+    """What an interrupted sweep kept: its finished trials; the same command runs the rest (`on_interrupt`)."""
+    from edmctl.errors import UserError
+    from edmctl.sweep import sweep_results
+
+    try:
+        results = sweep_results(_sweep_ref(str(sweep_file), max_trials))
+    except UserError:
+        return "no trial was recorded yet", None
+    done = sum(row.status == "done" for row in results.rows)
+    return (f"{done} of {len(results.rows)} trials of run{results.sweep_id} finished and are kept; the same command "
+            "skips them and runs the rest"), None
 
 
 PROGRESS_FROM = 500  # sweeps with at least this many trials show a progress bar while they are validated
@@ -156,6 +188,18 @@ def show(
 
     results = sweep_results(_sweep_ref(sweep, max_trials))
     emit(results.as_dict(), as_json, lambda: render_results(results, limit, label="file"))
+
+
+@app.command("cancel")
+def cancel(sweep: Annotated[str, typer.Argument(help="A sweep run (run12, 12, latest) run with --executor slurm.")]) -> None:
+    """Cancel the sweep's Slurm job arrays still queued or running; their running trials end interrupted."""
+    from edmctl.sweep.executors import cancel_sweep
+
+    sweep_id, cancelled = cancel_sweep(sweep)
+    if cancelled:
+        err.print(f"run{sweep_id}: cancelled Slurm job array {', '.join(cancelled)}", highlight=False)
+    else:
+        err.print(f"run{sweep_id}: no Slurm job array of it is queued or running; nothing to cancel", highlight=False)
 
 
 def _sweep_ref(sweep: str, max_trials: int | None) -> str | int:

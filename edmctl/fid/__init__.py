@@ -1,8 +1,9 @@
 """FID the way the EDM paper measured it (clean-fid, TF-compatible Inception), with its protocol recorded.
 
-One concern per module: `weights` (Inception file), `preprocess` (clean-fid's per-mode resize), `detectors`
-(table `DETECTORS` + TorchScript), `stats` (float64 mu/sigma, npz), `distance` (FID, KID), `sources`
-(folders, zips), `pipeline` (batches -> stats -> FID, seed blocks).
+One concern per module: `clean` (clean-fid's `cleanfid.fid`, imported on first use: it needs torchvision),
+`weights` (Inception file), `preprocess` (clean-fid's per-mode resize), `detectors` (table `DETECTORS` +
+TorchScript), `stats` (float64 mu/sigma, npz), `distance` (FID, KID), `sources` (folders, zips), `pipeline`
+(batches -> stats -> FID, seed blocks).
 """
 
 from edmctl.fid.detectors import DETECTORS, Detector, load_detector

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from cleanfid.fid import get_batch_features  # imports torchvision: seconds, paid here rather than in a timed loop
 
 from edmctl.errors import UserError
+from edmctl.fid.clean import clean_fid
 from edmctl.fid.preprocess import check_protocol, preprocess
 from edmctl.fid.weights import file_sha256, inception_weights
 
@@ -37,7 +37,7 @@ class Detector:
 
     def features(self, batch: torch.Tensor) -> np.ndarray:
         """uint8 NCHW images -> float64 features (N, D), through clean-fid's `get_batch_features`."""
-        feats = get_batch_features(self.prepare(batch), self.feat_model, self.device)
+        feats = clean_fid().get_batch_features(self.prepare(batch), self.feat_model, self.device)
         return np.asarray(feats, dtype=np.float64).reshape(len(batch), -1)
 
     def feature_dim(self, image_shape: tuple[int, int, int]) -> int:
@@ -102,6 +102,7 @@ def kid_scale(meta: dict) -> float:
 
 def load_detector(spec: str, protocol: str = "edm", device: str | torch.device = "cpu") -> Detector:
     """A detector by table name (`inception`, `pixels`) or TorchScript path, for `protocol` (`edm` or `clean`)."""
+    clean_fid()  # clean-fid's import (seconds: torchvision) paid, or refused, before any image is measured
     device = torch.device(device)
     if spec in DETECTORS:
         return DETECTORS[spec](protocol, device)

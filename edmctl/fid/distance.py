@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from edmctl.fid.clean import clean_fid
 from edmctl.fid.stats import Stats
 
 
@@ -16,8 +17,6 @@ def _linalg_warning() -> type[Warning]:
 
 def frechet_distance(a: Stats, b: Stats) -> float:
     """d^2 = ||mu_a - mu_b||^2 + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))  (Heusel et al. 2017)."""
-    from cleanfid.fid import frechet_distance as cleanfid_frechet
-
     with contextlib.redirect_stdout(None), warnings.catch_warnings():  # it prints when it regularises sigma
         warnings.simplefilter("ignore", DeprecationWarning)  # scipy >= 1.16 deprecates sqrtm's `disp`, which it passes
         # A singular sigma is the rule for `pixels` features (digits' corner pixels are always 0); clean-fid then
@@ -25,7 +24,7 @@ def frechet_distance(a: Stats, b: Stats) -> float:
         warnings.simplefilter("ignore", category=_linalg_warning())
         warnings.simplefilter("ignore", RuntimeWarning)  # sqrtm's error estimate divides by |Σ_aΣ_b| = 0 (identical images)
         try:
-            return float(cleanfid_frechet(a.mu, a.sigma, b.mu, b.sigma))
+            return float(clean_fid().frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
         except ValueError:  # sqrtm(Σ_a Σ_b) kept an imaginary part: singular covariances (fewer images than features)
             return frechet_distance_psd(a.mu, a.sigma, b.mu, b.sigma)
 
@@ -59,9 +58,7 @@ def kernel_distance(a: Stats, b: Stats, seed: int = 0, scale: float = 1.0) -> fl
     clean-fid averages 100 subsets of min(|a|, |b|, 1000) features; drawing those from a uniform reservoir
     instead of the full set is still a uniform draw, so the estimate keeps its meaning.
     """
-    from cleanfid.fid import kernel_distance as cleanfid_kid
-
     if a.feats is None or b.feats is None or min(len(a.feats), len(b.feats)) < 2:
         return None
     with _seeded_numpy(seed):
-        return float(cleanfid_kid(a.feats * scale, b.feats * scale))
+        return float(clean_fid().kernel_distance(a.feats * scale, b.feats * scale))

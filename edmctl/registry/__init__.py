@@ -46,7 +46,7 @@ Query (reads never write, except reaping runs whose process is gone)::
     reg.outputs(run_id) -> list[Path]   (the files a run and its children wrote: artifacts but `env`)
     reg.reap() -> list[int]   (running runs whose pid is gone, or whose heartbeat is stale on another host)
     reg.latest_metrics([run_id, ...]) -> {run_id: {key: LatestMetric}};  reg.latest_values(ids) -> {id: {key: value}}
-    reg.children(run_id) -> list[RunRecord]
+    reg.children(run_id) -> list[RunRecord];  reg.children_of([run_id, ...]) -> list[RunRecord]   (one query)
     reg.run_dir(run_id) -> Path;  reg.exists -> bool (False: no database yet, every query answers empty)
     reg.removal_plan(ref, files=False) -> RemovalPlan;  reg.remove(plan)   (what `edmctl runs rm` does)
     compare(reg, ["run12", "run17"], all_fields=False) -> {"runs", "recipe", "metrics", "environment", ...}

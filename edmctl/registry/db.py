@@ -14,6 +14,7 @@ A database the registry cannot use (damaged, a folder, read-only, a full disk, a
 driver) is a `RegistryUnavailable` error: one sentence saying what is wrong and what to do (`explain`), exit 2.
 """
 
+import hashlib
 import os
 import random
 import time
@@ -31,6 +32,10 @@ SUPPORTED_DATABASES = ("sqlite", "postgresql")  # the dialects writes.py has an 
 DEFAULT_DRIVERS = {"postgresql": "psycopg"}  # the driver of the `edmctl[postgres]` extra
 DRIVER_EXTRAS = {"postgresql": "postgres"}  # backend -> the pip extra that installs its driver
 RETRIED_SQLSTATES = ("40001", "40P01", "55P03")  # serialization failure, deadlock, lock not available
+# Connections a process keeps open to a server between transactions, and how many more it may open at once (the
+# heartbeat thread's write beside the main thread's): a Slurm array of N tasks holds about N, not 5N, of the
+# server's max_connections.
+SERVER_POOL = (1, 4)
 BUSY_TIMEOUT_MS = 15_000
 WRITE_RETRIES = 8
 T = TypeVar("T")
@@ -146,7 +151,7 @@ def dispose(url: str) -> None:
 def _create_engine(url: str) -> Engine:
     if sqlite_path(url) is None:
         try:
-            return create_engine(url, pool_pre_ping=True)
+            return create_engine(url, pool_pre_ping=True, pool_size=SERVER_POOL[0], max_overflow=SERVER_POOL[1])
         except ImportError as error:
             raise missing_driver(url, error) from None
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
@@ -208,7 +213,8 @@ def lock_name(conn: Connection, name: str) -> None:
     (which rows to insert) run one after the other. PostgreSQL: `pg_advisory_xact_lock`; on SQLite the write
     transaction already holds the database's one write lock (`BEGIN IMMEDIATE`)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)  # a bigint lock key
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 @contextmanager

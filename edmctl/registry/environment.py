@@ -1,4 +1,6 @@
-"""What a run ran on: host, process, code version (git), Python/torch/CUDA, devices and installed packages.
+"""What a run ran on: host, process (and Slurm job), code version (git), Python/torch/CUDA, devices, the settings
+that change how results round (threads, kernel level, oneDNN, deterministic and TF32 flags: `edmctl.threads`)
+and installed packages.
 
 Captured once when a run opens. Must be fast and never fail: git may be absent, the package may not live in a
 repository, torch may report no GPU. Files too large for a column (the git diff, the package list) are returned
@@ -18,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edmctl import allocator
+from edmctl import allocator, threads
 
 GIT_TIMEOUT_S = 5.0
 
@@ -38,11 +40,20 @@ def capture() -> Environment:
     })
     env.columns.update(torch_info())
     env.extra["glibc_tunables"] = allocator.AT_START  # malloc settings this process started with (None: glibc's)
+    env.extra["slurm_job"] = slurm_job()
+    env.extra["numerics"] = threads.settings()  # `edmctl reproduce` runs with these
     packages = installed_packages()
     env.columns["packages_hash"] = hashlib.sha256(packages.encode()).hexdigest()
     env.files["packages.txt"] = packages.encode()
     _add_git(env)
     return env
+
+
+def slurm_job() -> str | None:
+    """The Slurm job this process runs in: `<array id>_<task id>` for a job array's task, else the job id; None
+    outside Slurm."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 def process_namespace() -> str | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import cast, func, literal, or_, update
+from sqlalchemy import String, TypeDecorator, cast, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -167,7 +167,11 @@ class Registry:
         return False
 
     def children(self, run_id: int) -> list[RunRecord]:
-        return self._select(select(RunRecord).where(RunRecord.parent_id == run_id).order_by(RunRecord.id))
+        return self.children_of([run_id])
+
+    def children_of(self, run_ids: Sequence[int]) -> list[RunRecord]:
+        """The children of several runs, in one query, in id order."""
+        return self._select(select(RunRecord).where(RunRecord.parent_id.in_(list(run_ids))).order_by(RunRecord.id))
 
     def child_rows(self, run_id: int, keys: Sequence[str]) -> list[ChildRow]:
         """The children of a run, in id order, with the latest value of each metric in `keys`: two plain queries
@@ -281,7 +285,9 @@ class Registry:
         return removed
 
     def removal_plan(self, ref: str | int, files: bool = False) -> RemovalPlan:
-        """What removing a run deletes: its row, metric and artifact records, and with `files` its folder."""
+        """What removing a run deletes: its row, metric and artifact records, and with `files` its folder: the
+        `run{id}` folder in the home when the run wrote its files there (a run copied from another registry
+        (`runs copy`) wrote them elsewhere, and a folder of that name here is not its own)."""
         run = self.get(ref)
         if run.status == "running" and not is_stale(run):
             raise UserError(f"{run.label} is still running (pid {run.pid} on {run.host}, last heartbeat "
@@ -291,7 +297,7 @@ class Registry:
             n_artifacts = conn.execute(select(func.count()).where(ArtifactRecord.run_id == run.id)).scalar_one()
         plan = RemovalPlan([run.id], n_metrics, n_artifacts, [child.id for child in self.children(run.id)])
         folder = self.run_dir(run.id)
-        if files and folder.exists():
+        if files and folder.exists() and any(self.artifact_path(a).is_relative_to(folder) for a in self.artifacts(run.id)):
             plan.folders.append(folder)
             plan.folder_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         return plan
@@ -347,11 +353,25 @@ def _where_clause(dialect: str, name: str, value: Any):
         raise UserError(f"--where field {name!r} must be a run column or a dotted recipe field like sampler.steps.")
     if isinstance(value, str):
         value = parse_value(value)
-    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     if name in RUN_COLUMNS and not name.endswith("_json"):
-        return getattr(RunRecord, name) == value
+        return _column_equals(RunRecord.__table__.c[name], value)
+    value = encode_non_finite(value)  # inf, Infinity, nan: stored as the strings "inf", "nan" (schema.dump_json)
     column, path = (RunRecord.extra_json, name[len("extra."):]) if name.startswith("extra.") else (RunRecord.recipe_json, name)
     return JSON_EQUALS[dialect](column, path.split("."), value)
+
+
+def _column_equals(column, value: Any):
+    """`column == value` with the value of the column's type (`--where name=18` is the name "18", as SQLite
+    compares a text column), so a server that types strictly answers alike; a value of another type is a UserError."""
+    if value is None:
+        return column.is_(None)
+    sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type  # SQLModel's AutoString
+    if isinstance(sql_type, String):
+        return column == (value if isinstance(value, str) else json.dumps(value))
+    kind = sql_type.python_type  # bool, int or float
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float)):
+        raise UserError(f"--where {column.name} takes a {kind.__name__} value, not {value!r}.")
+    return column == value
 
 
 def _sqlite_json_equals(column, path: list[str], value: Any):

@@ -19,10 +19,12 @@ class Row:
     nfe: float | None
     seconds: float | None
     error: str | None
+    slurm_job: str | None = None  # `<array>_<task>` of the Slurm task that ran it (`--executor slurm`)
 
     def as_dict(self) -> dict[str, Any]:
         return {"run": f"run{self.run_id}", "label": self.label, "axes": self.axes, "status": self.status,
-                "value": self.value, "nfe": self.nfe, "seconds": self.seconds, "error": self.error}
+                "value": self.value, "nfe": self.nfe, "seconds": self.seconds, "error": self.error,
+                "slurm_job": self.slurm_job}
 
 
 @dataclass
@@ -66,7 +68,7 @@ def sweep_results(sweep_ref, home=None) -> SweepResults:
     settings = sweep.extra.get("settings", {})
     metric, direction = settings.get("metric", "fid"), settings.get("direction", "min")
     rows = [Row(c.id, c.name or f"run{c.id}", c.extra.get("axes", {}), c.status, c.values.get(metric),
-                c.values.get("nfe"), c.values.get("seconds"), c.error)
+                c.values.get("nfe"), c.values.get("seconds"), c.error, c.extra.get("slurm_job"))
             for c in registry.child_rows(sweep.id, [metric, "nfe", "seconds"])]
     rows.sort(key=sort_key(direction))
     return SweepResults(sweep.id, sweep.name, sweep.status, metric, direction, sweep.extra.get("axes", []), rows,

@@ -7,21 +7,20 @@ Several `edmctl sweep` of the same file at once share the work: finding or recor
 one registry transaction (`registry.queue_group`), and every process claims trials one at a time from the same
 queue (`registry.start_next`). The first process to start the sweep run owns it: when no trial is left to claim
 it waits for the trials others are still running, then saves the plot and ends the sweep `done` or `failed`.
-The others help: they run trials until none is queued and show the results so far.
+The others help: they run trials until none is queued and show the results so far. Where the trials run is the
+executor's choice (`executors.py`: worker processes here, or a Slurm job array); every executor claims them from
+the queue the same way.
 """
 
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
 from edmctl.errors import CheckFailed
 from edmctl.sweep.expand import MAX_TRIALS, Duplicate, Trial, expand
-from edmctl.sweep.scheduler import Outcome, run_trials
+from edmctl.sweep.scheduler import Outcome
 from edmctl.sweep.spec import SweepSpec, sweep_hash
-
-WAIT_S = 1.0  # how often the owner of a sweep looks at the trials other processes are running
 
 
 @dataclass
@@ -97,35 +96,21 @@ def plan_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS,
     return expand(spec, max_trials, on_progress, (duplicates if duplicates is not None else []).append)
 
 
-def run_until_settled(sweep_id: int, settings: dict, home, jobs: int | None,
-                      on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
-    """Run queued trials until none is queued, then wait until no trial runs elsewhere either (their processes
-    may queue more: a reaped trial is claimed here)."""
-    from edmctl.registry import Registry
-
-    registry, outcomes = Registry(home), []
-    while True:
-        ran = run_trials(sweep_id, settings, home, jobs, on_outcome)
-        outcomes += ran
-        registry.reap()
-        counts = registry.child_statuses(sweep_id)
-        if not counts.get("running") and (not counts.get("queued") or not ran):
-            return outcomes  # settled (or queued trials that no worker could start: reported as not done)
-        if not counts.get("queued"):
-            time.sleep(WAIT_S)
-
-
 def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
               on_outcome: Callable[[Outcome], None] = lambda outcome: None, max_trials: int = MAX_TRIALS,
-              on_progress: Callable[[int, int], None] = lambda done, total: None) -> SweepOutcome:
-    """Validate every trial, record them, run those not done, save the plot; a sweep with failed trials ends
-    `failed` (the outcome lists them). Another process already running the sweep: help it (see the docstring)."""
+              on_progress: Callable[[int, int], None] = lambda done, total: None, executor=None) -> SweepOutcome:
+    """Validate every trial, record them, run those not done (on `executor`, default `Local(jobs)`: see
+    `executors.py`), save the plot; a sweep with failed trials ends `failed` (the outcome lists them). Another
+    process already running the sweep: help it (see the docstring)."""
     from edmctl.registry import AlreadyStarted, Registry, start_run
+    from edmctl.sweep.executors import Local
     from edmctl.sweep.results import save_plot
 
+    executor = executor or Local(jobs)
     duplicates: list[Duplicate] = []
     trials = plan_sweep(spec, max_trials, on_progress, duplicates)
     check_inputs(spec)
+    executor.check(home)
     plan = queue_trials(spec, trials, home)
     plan.duplicates = duplicates
     if not plan.todo and not plan.skipped["running"] and Registry(home).get(plan.sweep_id).status == "done":
@@ -136,8 +121,8 @@ def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
             try:
                 sweep = stack.enter_context(start_run(plan.sweep_id, home=home))
             except AlreadyStarted:  # another process owns the sweep run: share its queue
-                return SweepOutcome(plan, run_trials(plan.sweep_id, spec.settings(), home, jobs, on_outcome))
-            outcomes = run_until_settled(plan.sweep_id, spec.settings(), home, jobs, on_outcome)
+                return SweepOutcome(plan, executor.run(plan.sweep_id, spec.settings(), home, on_outcome, owner=False))
+            outcomes = executor.run(plan.sweep_id, spec.settings(), home, on_outcome, owner=True)
             save_plot(sweep, home)
             counts = Registry(home).child_statuses(plan.sweep_id)
             not_done = sum(n for status, n in counts.items() if status != "done")

@@ -5,7 +5,8 @@ Trials are claimed, never handed out: each process (this one, or each worker) ta
 through the registry's atomic claim (`registry.start_next`), so any number of schedulers, in any number of
 `edmctl sweep` invocations, share one queue and each trial runs once. A worker is started once (it imports torch
 and loads the model once), claims and runs trials until none is queued, and reports each start and outcome over
-its pipe; on a machine with GPUs worker i sees only GPU `gpus[i % len(gpus)]` (CUDA_VISIBLE_DEVICES).
+its pipe; on a machine with GPUs worker i sees only GPU `gpus[i % len(gpus)]` (CUDA_VISIBLE_DEVICES). Each worker
+runs torch on the scheduler's thread count (`edmctl.threads`: `--threads`, EDMCTL_THREADS), not a share of it.
 A worker dies with its scheduler (Linux: the parent-death signal is SIGTERM, so a `kill -9` of the scheduler ends
 the open trial `interrupted`; elsewhere it stops claiming once its parent is gone). Ctrl-C: the workers get
 SIGINT, their open trials end `interrupted` (the registry's run lifecycle), and the scheduler re-raises after
@@ -93,14 +94,14 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def worker_main(conn, parent_id: int, settings: dict, home, gpu: int | None, threads: int, scheduler_pid: int) -> None:
-    """A worker process: pin the GPU and its share of the CPU threads, then claim and run trials of `parent_id`
-    until none is queued (or the scheduler is gone), sending ("start", id) and ("done", Outcome) for each."""
+    """A worker process: pin the GPU and the CPU threads, then claim and run trials of `parent_id` until none is
+    queued (or the scheduler is gone), sending ("start", id) and ("done", Outcome) for each."""
+    from edmctl.threads import use
+
     die_with_parent(scheduler_pid)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    import torch
-
-    torch.set_num_threads(threads)
+    use(threads)  # before torch loads
     device = default_device()
     try:
         while os.getppid() == scheduler_pid:
@@ -164,10 +165,11 @@ def run_parallel(parent_id: int, settings: dict, home, jobs: int, gpus: list[int
     from multiprocessing.connection import wait
 
     from edmctl.allocator import apply_to_children
+    from edmctl.threads import requested
 
     apply_to_children()  # the spawned workers start with edmctl's malloc settings
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = requested(None)
     workers = [Worker(context, parent_id, settings, home, _gpu_for(i, gpus), threads) for i in range(jobs)]
     outcomes, interrupted = [], False
     try:

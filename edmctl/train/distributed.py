@@ -1,10 +1,12 @@
 """Many devices: the process group torchrun sets up (RANK, WORLD_SIZE, LOCAL_RANK in the environment), NCCL on
-GPUs and gloo on CPU, and `edmctl train --nproc N` relaunching itself under torchrun. Rank 0 alone writes."""
+GPUs and gloo on CPU, and `edmctl train --nproc N` relaunching itself under torchrun (`train/slurm.py`: on
+every node of a Slurm job). Rank 0 alone writes."""
 
 import os
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -90,7 +92,8 @@ def no_sync(module: torch.nn.Module, skip: bool):
     return module.no_sync() if skip and hasattr(module, "no_sync") else nullcontext()
 
 
-def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
-    """`python -m torch.distributed.run --standalone --nproc_per_node N -m edmctl train ARGS` (without --nproc)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+def torchrun_command(nproc: int, argv: list[str], rendezvous: Sequence[str] = ("--standalone",)) -> list[str]:
+    """`python -m torch.distributed.run RENDEZVOUS --nproc_per_node N -m edmctl train ARGS` (without --nproc): the
+    rendezvous is `--standalone` on one machine, `--nnodes` and `--rdzv_*` across the nodes of a Slurm job."""
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous, f"--nproc_per_node={nproc}",
             "-m", "edmctl", "train", *argv]

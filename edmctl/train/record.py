@@ -19,7 +19,7 @@ def grid_name(nimg: int) -> str:
 
 def check_watching(recipe) -> None:
     """What the recipe asks to watch can be had, before anything is recorded: TensorBoard is installed, FID's
-    reference statistics exist."""
+    reference statistics exist, clean-fid imports."""
     from pathlib import Path
 
     if recipe.training.tensorboard:
@@ -29,6 +29,10 @@ def check_watching(recipe) -> None:
     if recipe.eval.every_kimg > 0 and not Path(recipe.eval.ref).is_file():
         raise UserError(f"eval.ref {recipe.eval.ref} is not a file; make the reference statistics with `edmctl fid ref "
                         f"DATA --detector {recipe.eval.detector} --out {recipe.eval.ref}`.")
+    if recipe.eval.every_kimg > 0:
+        from edmctl.fid.clean import clean_fid
+
+        clean_fid()  # FID needs clean-fid, which needs a torchvision that loads
 
 
 class Recorder(Hooks):

@@ -170,7 +170,7 @@ def fd_by_axes(registry, sweep_id: int) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_cluster, postgres_url, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, capsys):
     """recipes/churn_grid.toml (fewer seeds) as a job array against PostgreSQL, compared with a local run."""
     from edmctl.registry import Registry
 
@@ -190,6 +190,10 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
     assert sorted(task_results(registry, sweep)) == sorted(t.id for t in trials)  # each trial run exactly once
     assert all(t.extra["slurm_job"].startswith(f"{sweep.extra['slurm_arrays'][0]}_") for t in trials)
     assert fd_by_axes(registry, sweep.id) == local
+    capsys.readouterr()
+    assert main(["sweep", "show", sweep.label]) == 0
+    shown = capsys.readouterr().out
+    assert "slurm job" in shown and all(f" {t.extra['slurm_job']} " in shown for t in trials)
 
 
 @pytest.mark.slow

@@ -8,20 +8,24 @@ times after a warm-up:
 
 - sampling: NVlabs `generate.edm_sampler` (Heun, 18 steps, NFE 35) against `edmctl.sampling.sample` with the
   recipe's EDM sampler, the same seeds and batch; wall and CPU seconds;
-- a training step: the EDM loss (EDM Eq. 2 with p_train and λ of Table 1, no augmentation) forward and
-  backward and one Adam step, NVlabs's `EDMLoss` + `EDMPrecond` against edmctl's `DenoisingLoss` +
-  `Denoiser`; images/s (wall and CPU), and the peak resident memory the step adds on top of what the
-  process held before it (glibc's free memory returned with `malloc_trim(0)` before each step, RSS sampled
-  every 0.5 ms by a thread).
+- a training step, each as its own training loop does it: the EDM loss (EDM Eq. 2 with p_train and λ of
+  Table 1, no augmentation) forward and backward, then the weight update (learning rate, NaN/inf gradients
+  zeroed, Adam, EMA with EDM's CIFAR-10 half-life of 500 kimg): NVlabs's `EDMLoss` + `EDMPrecond` and the
+  update written as in its `training_loop.py`, against edmctl's `DenoisingLoss` + `Denoiser` and
+  `edmctl.train.loop.apply_gradients` with its `adam` (what `Trainer.step` runs); images/s (wall and CPU), and
+  the peak resident memory the step adds on top of what the process held before it (glibc's free memory
+  returned with `malloc_trim(0)` before each step, RSS sampled every 0.5 ms by a thread).
 
 Ratios are edmctl ÷ NVlabs per interleaved pair; printed as the median and the spread (min..max) over pairs.
 Sampling and memory: lower is better; training images/s: higher is better. Run with OMP_NUM_THREADS=1 (as
 `bench/run_all.py` does) so the two see the same single core.
 
     EDM_SRC=/path/to/edm python bench/vs_nvlabs.py [--repeats 5] [--batch 64] [--resolution 16] [--channels 64]
+                                                   [--parts sampling training memory]
 """
 
 import argparse
+import copy
 import ctypes
 import os
 import statistics
@@ -39,8 +43,12 @@ from edmctl.design.precond import Denoiser, EDMPrecond
 from edmctl.networks import build_network, count_parameters
 from edmctl.recipe import load_recipe
 from edmctl.sampling import sample
+from edmctl.train.ema import make_ema
+from edmctl.train.loop import adam, apply_gradients
 
 SIGMA_DATA, P_MEAN, P_STD = 0.5, -1.2, 1.2
+PARTS = ["sampling", "training", "memory"]
+LR, BETAS, EPS, EMA_HALFLIFE_KIMG = 1e-4, (0.9, 0.999), 1e-8, 500  # EDM's CIFAR-10 training (train.py)
 
 
 def nvlabs_modules(source: str):
@@ -137,25 +145,36 @@ def sampling_pair(generate, theirs, ours, batch: int, resolution: int):
 
 
 def training_pair(loss_module, theirs, ours, batch: int, resolution: int):
-    """Callables doing one EDM training step (loss forward + backward + Adam) on each implementation."""
+    """Callables doing one EDM training step on each implementation: loss forward and backward, weight update."""
     images = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(1)) * SIGMA_DATA
     their_loss = loss_module.EDMLoss(P_mean=P_MEAN, P_std=P_STD, sigma_data=SIGMA_DATA)
     our_loss = DenoisingLoss(lambda n, g, d: P_TRAIN["edm"](n, g, d, p_mean=P_MEAN, p_std=P_STD),
                              lambda sigma: LOSS_WEIGHTS["edm"](sigma, sigma_data=SIGMA_DATA))
-    their_adam = torch.optim.Adam(theirs.parameters(), lr=1e-4)
-    our_adam = torch.optim.Adam(ours.net.parameters(), lr=1e-4)
+    their_adam = torch.optim.Adam(theirs.parameters(), lr=LR, betas=BETAS, eps=EPS)  # train.py's optimizer_kwargs
+    our_adam = adam(ours.net.parameters(), LR, BETAS, EPS)
+    their_ema, our_ema = copy.deepcopy(theirs).eval().requires_grad_(False), make_ema(ours.net)
+    ema_beta = 0.5 ** (batch / (EMA_HALFLIFE_KIMG * 1000))  # past the ramp-ups of lr and EMA
     generator = torch.Generator().manual_seed(2)
     theirs.train(), ours.net.train()
 
-    def nvlabs():
+    def nvlabs():  # training_loop.py: the accumulation round, "Update weights." and "Update EMA."
         their_adam.zero_grad(set_to_none=True)
-        their_loss(theirs, images).sum().div(batch).backward()
+        their_loss(theirs, images).sum().mul(1 / batch).backward()
+        for g in their_adam.param_groups:
+            g["lr"] = LR
+        for param in theirs.parameters():
+            if param.grad is not None:
+                torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
         their_adam.step()
+        for p_ema, p_net in zip(their_ema.parameters(), theirs.parameters()):
+            p_ema.copy_(p_net.detach().lerp(p_ema, ema_beta))
+        for b_ema, b_net in zip(their_ema.buffers(), theirs.buffers()):
+            b_ema.copy_(b_net)
 
-    def edmctl():
+    def edmctl():  # Trainer.step
         our_adam.zero_grad(set_to_none=True)
-        our_loss(ours, images, generator=generator)[0].sum().div(batch).backward()
-        our_adam.step()
+        our_loss(ours, images, generator=generator)[0].sum().mul(1 / batch).backward()
+        apply_gradients(our_adam, ours.net, our_ema, LR, ema_beta)
 
     return nvlabs, edmctl
 
@@ -204,6 +223,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--channels", type=int, default=64, help="model_channels (a multiple of 32; 64: 7.0M parameters)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to compare (default: all)")
     args = parser.parse_args()
     source = os.environ.get("EDM_SRC")
     if not source:
@@ -214,11 +234,14 @@ def main() -> None:
           f"batch {args.batch}, {torch.get_num_threads()} torch threads, {args.repeats} interleaved repeats, "
           f"load average {os.getloadavg()[0]:.1f}")
     theirs.eval(), ours.net.eval()
-    compare_times("sampling (heun, 18 steps, NFE 35)", sampling_pair(generate, theirs, ours, args.batch,
-                                                                     args.resolution), args.repeats)
+    if "sampling" in args.parts:
+        compare_times("sampling (heun, 18 steps, NFE 35)", sampling_pair(generate, theirs, ours, args.batch,
+                                                                         args.resolution), args.repeats)
     train = training_pair(loss_module, theirs, ours, args.batch, args.resolution)
-    compare_times("training", train, args.repeats, per_second=args.batch)
-    compare_memory(train, args.repeats)
+    if "training" in args.parts:
+        compare_times("training", train, args.repeats, per_second=args.batch)
+    if "memory" in args.parts:
+        compare_memory(train, args.repeats)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -2,13 +2,13 @@
 floating-point results, recorded with every run.
 
 Threads: torch splits each op over its intra-op threads. The networks edmctl trains on a CPU are small (the
-digits DDPM++ has 1.6 M parameters and works on 8×8 images): an op lasts microseconds, so waking and joining the
-threads costs about what it saves, and on a CPU shared with other processes every op waits at its join for the
-thread whose core is busy elsewhere. `bench/threads.py` measures it (training and sampling the demo's network, on
-an idle and on a loaded CPU): one thread is as fast as two on an idle 2-core machine and several times faster on
-a loaded one, so edmctl runs torch on `DEFAULT` = 1 thread unless `--threads N` or `EDMCTL_THREADS` says
-otherwise. `use` applies the count to this process and, through the environment, to every process started from
-it (sweep workers, torchrun children, which read `EDMCTL_THREADS` again).
+demo's DDPM++ has 0.7 M parameters and works on 8×8 images): an op lasts microseconds, so splitting and joining
+costs about what it saves, and on a CPU shared with other processes every op waits at its join for the thread
+whose core is busy elsewhere (and spins meanwhile, taking CPU from the others). `bench/threads.py` measures it,
+training and sampling the demo's network: on the shared 2-core machine two threads were 12 to 23 times slower
+than one, in wall and in CPU seconds. So edmctl runs torch on `DEFAULT` = 1 thread unless `--threads N` or
+`EDMCTL_THREADS` says otherwise. `use` applies the count to this process and, through the environment, to
+every process started from it (sweep workers, torchrun children, which read `EDMCTL_THREADS` again).
 
 Numerics: a reduction split over N threads adds in another order, so another thread count changes results in
 their last bits, and a training run's weights drift apart within a few steps. Every run records `settings()`;
@@ -18,7 +18,7 @@ their last bits, and a training run's weights drift apart within a few steps. Ev
 import os
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from edmctl.errors import UserError
 
@@ -80,11 +80,11 @@ def settings() -> dict[str, Any]:
             "env": {name: os.environ[name] for name in (*THREAD_ENV, *OTHER_ENV) if name in os.environ}}
 
 
-def _set(obj: Any, name: str) -> Any:
+def _set(obj: Any, name: str) -> Callable[[Any], None]:
     return lambda value: setattr(obj, name, bool(value))
 
 
-def _appliers() -> dict[str, Any]:
+def _appliers() -> dict[str, Callable[[Any], None]]:
     """How `recorded` sets each setting inside a running process."""
     import torch
 
@@ -104,12 +104,15 @@ def _apply(values: dict[str, Any]) -> None:
             apply(values[name])
 
 
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    """`settings()` with its variables as `env.NAME` entries."""
+    return {k: v for k, v in values.items() if k != "env"} | {f"env.{k}": v for k, v in values.get("env", {}).items()}
+
+
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """{setting: (recorded, current)} for every setting, `env` variables included (as `env.NAME`), that differs."""
-    flat = [{**{k: v for k, v in s.items() if k != "env"}, **{f"env.{k}": v for k, v in s.get("env", {}).items()}}
-            for s in (recorded, current)]
-    return {name: (flat[0].get(name), flat[1].get(name)) for name in sorted(flat[0].keys() | flat[1].keys())
-            if flat[0].get(name) != flat[1].get(name)}
+    """{setting: (recorded, current)} for every setting, `env.NAME` variables included, that differs."""
+    was, now = _flat(recorded), _flat(current)
+    return {name: (was.get(name), now.get(name)) for name in sorted(was.keys() | now.keys()) if was.get(name) != now.get(name)}
 
 
 @contextmanager

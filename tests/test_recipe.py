@@ -212,3 +212,13 @@ def test_cli_validate_exit_codes(tmp_path, capsys):
     assert main(["recipe", "validate", *map(str, SHIPPED)]) == 0  # sweep files: every trial validated
     assert main(["recipe", "validate", str(good), str(bad)]) == 2
     assert "x: unknown section" in capsys.readouterr().err
+
+
+def test_the_churn_window_applies_with_s_churn_and_always_to_restart():
+    from edmctl.recipe.applies import field_applies
+
+    def applies(solver, s_churn):
+        return field_applies("sample", {"sampler": {"solver": solver, "s_churn": s_churn}}, "sampler.s_tmin")
+
+    assert applies("heun", 1.0) and not applies("heun", 0.0) and not applies("dpmpp-2m", 0.0)
+    assert applies("restart", 0.0)  # restart_gamma acts inside S_tmin..S_tmax (Xu et al. 2023)

@@ -2,7 +2,9 @@
 task's claim loop against a real registry (fast), and end to end on a throwaway one-node Slurm cluster started
 by the tests (`slurm_cluster` in conftest.py; slow)."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -129,10 +131,12 @@ def test_an_array_task_runs_queued_trials_once_and_a_rerun_task_runs_none(home, 
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
     assert sorted(run_task(plan.sweep_id, spec.settings(), env)) == sorted(plan.todo)
     assert run_task(plan.sweep_id, spec.settings(), env) == []
     trials = Registry(home).children(plan.sweep_id)
     assert [(t.status, t.extra["slurm_job"]) for t in trials] == [("done", "77_3")] * 3
+    assert {t.extra["numerics"]["intra_op_threads"] for t in trials} == {2}  # the task's CPUs, recorded
 
 
 # -- on a one-node Slurm cluster ---------------------------------------------------------------------------------
@@ -167,14 +171,16 @@ def fd_by_axes(registry, sweep_id: int) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_cluster, postgres_url, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, capsys):
     """recipes/churn_grid.toml (fewer seeds) as a job array against PostgreSQL, compared with a local run."""
     from edmctl.registry import Registry
 
     sweep_file = churn_grid(tmp_path, "0-63")
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "local"))
-    assert main(["sweep", str(sweep_file), "--jobs", "1"]) == 0
+    # A fresh process, as each array task is (not this one, whose caches earlier tests may have filled)
+    subprocess.run([sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--jobs", "1"], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
     local = fd_by_axes(Registry(tmp_path / "local"), 1)
 
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "cluster"))
@@ -187,13 +193,18 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
     assert sorted(task_results(registry, sweep)) == sorted(t.id for t in trials)  # each trial run exactly once
     assert all(t.extra["slurm_job"].startswith(f"{sweep.extra['slurm_arrays'][0]}_") for t in trials)
     assert fd_by_axes(registry, sweep.id) == local
+    capsys.readouterr()
+    assert main(["sweep", "show", sweep.label]) == 0
+    shown = capsys.readouterr().out
+    assert "slurm job" in shown and all(f" {t.extra['slurm_job']} " in shown for t in trials)
 
 
 @pytest.mark.slow
 def test_trials_of_cancelled_tasks_end_interrupted_and_a_rerun_completes_them(slurm_cluster, postgres_url, tmp_path,
                                                                              monkeypatch):
     """Two trials of some seconds, one task at a time: `scancel` of the first task interrupts its trial, the next
-    task takes the other one, `edmctl sweep cancel` interrupts that; running the sweep again completes both."""
+    task takes the other one, `edmctl sweep cancel` interrupts that; Ctrl-C of a rerun cancels its array and
+    interrupts its trial; running the sweep again completes both."""
     from edmctl.registry import Registry
 
     monkeypatch.setenv("EDMCTL_DB_URL", postgres_url)
@@ -209,6 +220,16 @@ def test_trials_of_cancelled_tasks_end_interrupted_and_a_rerun_completes_them(sl
     assert submitter.returncode == 1, err
     registry = Registry(tmp_path / "home")
     assert [registry.get(t.id).status for t in (first, second)] == ["interrupted", "interrupted"]
+
+    rerun = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    third = wait_for_running_trial(tmp_path / "home", rerun, after=set())
+    rerun.send_signal(signal.SIGINT)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 130, err
+    array = registry.get(first.parent_id).extra["slurm_arrays"][-1]
+    assert slurm_cluster.run(["squeue", "-h", "-j", array, "-t", "PENDING,RUNNING"], check=False).stdout.strip() == ""
+    assert registry.get(third.id).status == "interrupted"
+
     assert main(["sweep", str(sweep_file), "--executor", "slurm"]) == 0
     assert [registry.get(t.id).status for t in (first, second, registry.get(first.parent_id))] == ["done"] * 3
 

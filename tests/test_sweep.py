@@ -201,7 +201,9 @@ def test_parallel_workers_share_one_registry_without_errors(tmp_path, home):
     assert sorted(o.status for o in outcome.outcomes) == ["done"] * 6, [o.error for o in outcome.outcomes]
     trials = Registry(home).children(outcome.plan.sweep_id)
     assert {t.status for t in trials} == {"done"} and all(t.error is None for t in trials)
-    assert len({t.pid for t in trials}) == 2 and os.getpid() not in {t.pid for t in trials}  # two workers
+    pids = {t.pid for t in trials}  # worker processes, at most two (under load one may claim every trial first)
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    assert {t.extra["numerics"]["intra_op_threads"] for t in trials} == {1}  # EDMCTL_THREADS (conftest), not cores ÷ jobs
     serial = run_sweep(read_sweep(write_sweep(tmp_path, '[grid]\n"sampler.steps" = [3, 4, 5, 6, 7, 8]\n', "s.toml")),
                        home=tmp_path / "serial", jobs=1)
     by_steps = lambda ref, h: {r.axes["sampler.steps"]: r.value for r in sweep_results(ref, h).rows}

@@ -16,7 +16,7 @@ from edmctl.cli.main import main
 from edmctl.recipe import load_recipe
 from edmctl.registry import Registry
 from edmctl.train.data import IndexStream
-from edmctl.train.ema import ema_beta
+from edmctl.train.ema import ema_beta, make_ema, update_ema
 from edmctl.train.loop import accumulation, lr_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,21 @@ def test_ema_beta_is_edms_half_life_with_ramp_up():
     assert ema_beta(512, 1_000_000, 500, 0.05) == pytest.approx(0.5 ** (512 / 50_000))
     assert ema_beta(512, 1_000_000, 500, None) == pytest.approx(0.5 ** (512 / 500_000))
     assert ema_beta(512, 0, 500, 0.05) == 0.0  # first step: the EMA takes the weights
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.5, 0.50000006, 0.9, 0.99991, 1 - 1e-12, 1.0])
+def test_ema_update_is_edms_lerp_bit_for_bit(beta):
+    """In place for β > ½, EDM's θ.lerp(θ_ema, β) otherwise: the same bits either way, on tensors of odd sizes
+    (lerp's vectorised body and its scalar tail) and values over many orders of magnitude."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(37, 129), torch.nn.Conv2d(3, 67, 3))
+    ema = make_ema(net)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.mul_(torch.randn_like(p).exp2().mul(8)).add_(torch.randn_like(p))
+    expected = [p.detach().lerp(p_ema, beta) for p_ema, p in zip(ema.parameters(), net.parameters())]
+    update_ema(ema, net, beta)
+    assert all(torch.equal(p_ema, e) for p_ema, e in zip(ema.parameters(), expected))
 
 
 def test_lr_ramps_up_linearly_then_holds():

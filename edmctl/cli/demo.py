@@ -46,8 +46,11 @@ def demo(
     from edmctl.registry import Registry
     from edmctl.sampling import parse_seeds
 
+    from edmctl.fid.clean import clean_fid
+
     recipe_obj = load_recipe(recipe, overrides)  # fail on a bad recipe or seeds before anything runs
     parse_seeds(seeds)
+    clean_fid()  # and on a torchvision that does not load (FD, steps 3-4), not after training
     ref = home() / "refs" / f"{recipe_obj.data.source}-pixels.npz"
     doc = {"train": _step("1/4 train", ["train", str(recipe), *[a for o in overrides or [] for a in ("--set", o)]], as_json)}
     trained = Registry().latest(kind="train", status="done").label

@@ -61,10 +61,11 @@ class UNetBlock(torch.nn.Module):
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout in training, its mask drawn over the contiguous layout (as EDM's tensors are; attention leaves
-        a channels-last one), so that the same seed drops the same elements as EDM; a no-op otherwise."""
+        a channels-last one), so that the same seed drops the same elements as EDM; a no-op otherwise. In place:
+        x is SiLU's output, which SiLU's backward does not use (it keeps its input)."""
         if not (self.training and self.dropout):
             return x
-        return dropout(x.contiguous(), p=self.dropout)
+        return dropout(x.contiguous(), p=self.dropout, inplace=True)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

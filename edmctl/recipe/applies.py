@@ -8,7 +8,7 @@ from edmctl.recipe.schema import SOLVER_FIELD_DEFAULTS, constants_of
 
 SECTIONS_OF_KIND = {"sample": ("sampler",), "steps": ("sampler",)}  # the sections a run of that kind uses; others: all
 SOLVER_FIELDS = frozenset({*SOLVER_FIELD_DEFAULTS, "alpha"})  # taken only by the solvers that name them
-CHURN_WINDOW = frozenset({"s_tmin", "s_tmax"})  # where S_churn acts (EDM Algorithm 2): nothing to bound without it
+CHURN_WINDOW = frozenset({"s_tmin", "s_tmax"})  # where S_churn acts (EDM Algorithm 2), and where restart's γ acts
 
 
 def field_applies(kind: str, recipe: dict[str, Any], dotted: str) -> bool:
@@ -24,6 +24,6 @@ def field_applies(kind: str, recipe: dict[str, Any], dotted: str) -> bool:
         return name in constants_of(SOLVERS[solver])
     if name == "s_churn":
         return solver in CHURN_SOLVERS
-    if name in CHURN_WINDOW:
-        return solver in CHURN_SOLVERS and bool(sampler.get("s_churn"))
+    if name in CHURN_WINDOW:  # restart churns its restart steps by restart_gamma inside the window, S_churn or not
+        return solver == "restart" or (solver in CHURN_SOLVERS and bool(sampler.get("s_churn")))
     return True

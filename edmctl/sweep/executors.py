@@ -65,10 +65,10 @@ class Local:
 def run_task(sweep_id: int, settings: dict, registry_env: dict[str, str]) -> list[int]:
     """One Slurm array task, on its node: claim queued trials of the sweep and run them, one at a time with the
     task's CPUs as torch threads, until none is queued; the ids of the trials it ran."""
-    import torch
+    from edmctl.threads import use
 
     os.environ.update(registry_env)  # the submitter's registry, whatever the node's environment says
-    torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
+    use(int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))  # the CPUs Slurm gave the task, not the submitter's --threads
     device, ran = default_device(), []
     while (outcome := execute_next(sweep_id, settings, None, device)) is not None:
         ran.append(outcome.trial_id)

@@ -29,8 +29,18 @@ def make_ema(net: torch.nn.Module) -> torch.nn.Module:
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, net: torch.nn.Module, beta: float) -> None:
-    """θ_ema ← β·θ_ema + (1 − β)·θ (as EDM: θ.lerp(θ_ema, β)); buffers are copied."""
-    for p_ema, p_net in zip(ema.parameters(), net.parameters()):
-        p_ema.copy_(p_net.detach().lerp(p_ema, beta))
+    """θ_ema ← β·θ_ema + (1 − β)·θ, EDM's θ.lerp(θ_ema, β) bit for bit; buffers are copied.
+
+    Once β > ½ (after the first steps of the ramp-up) this runs in place, every parameter in one call:
+    θ_ema.lerp_(θ, w) with w = 1 − β as float32 rounds β (exact, Sterbenz). torch's lerp evaluates EDM's form as
+    θ_ema + (β − 1)·(θ_ema − θ) and this one as θ_ema + w·(θ − θ_ema): the same product and sum, so the same
+    bits, without EDM's temporary copy of every parameter. For β ≤ ½ lerp takes other branches: EDM's form."""
+    ema_params, net_params = list(ema.parameters()), list(net.parameters())
+    beta32 = float(torch.tensor(beta, dtype=torch.float32))
+    if beta32 > 0.5:
+        torch._foreach_lerp_(ema_params, net_params, 1 - beta32)
+    else:
+        for p_ema, p_net in zip(ema_params, net_params):
+            p_ema.copy_(p_net.detach().lerp(p_ema, beta))
     for b_ema, b_net in zip(ema.buffers(), net.buffers()):
         b_ema.copy_(b_net)

@@ -40,6 +40,27 @@ def rank_seeds(seed: int, rank: int) -> tuple[int, int]:
     return (seed << 16) + 2 * rank + 1, (seed << 16) + 2 * rank
 
 
+def adam(params, lr: float, betas: tuple[float, float], eps: float) -> torch.optim.Adam:
+    """EDM's optimizer, Adam, as one fused kernel per parameter (`fused=True`): a single pass over a parameter, its
+    gradient and moments instead of the for-loop's six, 1.5-1.7x faster on CPU (bench/vs_nvlabs.py). Deterministic,
+    but not the for-loop's bits: the fused kernel rounds differently (fused multiply-adds), within a few float32
+    ulps of it per step. A snapshot records its `fused` flag, so a resumed run keeps the arithmetic it began with."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, net: torch.nn.Module, ema: torch.nn.Module, lr: float,
+                    beta: float) -> None:
+    """EDM training_loop.py's weight update: the learning rate set, NaN/inf gradients zeroed, the optimizer step,
+    the EMA update."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    for param in net.parameters():
+        if param.grad is not None:
+            torch.nan_to_num(param.grad, nan=0, posinf=0, neginf=0, out=param.grad)
+    optimizer.step()
+    update_ema(ema, net, beta)
+
+
 def lr_at(lr: float, cur_nimg: int, rampup_kimg: float) -> float:
     """lr · min(cur_nimg / (rampup_kimg · 1000), 1) (EDM's linear ramp-up)."""
     return lr * min(cur_nimg / max(rampup_kimg * 1000, 1e-8), 1)
@@ -68,7 +89,7 @@ class Trainer:
         self.model = self._wrap(self.net)
         self.denoiser = build_denoiser(recipe, self.model, dataset.shape, self.label_dim).train()
         self.loss_fn = build_loss(recipe)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=training.lr, betas=tuple(training.betas), eps=training.eps)
+        self.optimizer = adam(self.net.parameters(), training.lr, tuple(training.betas), training.eps)
         self.stream = IndexStream(len(dataset), training.seed)
         default_seed, loss_seed = rank_seeds(training.seed, dist.rank)
         torch.manual_seed(default_seed)
@@ -120,23 +141,14 @@ class Trainer:
                 loss.sum().mul(1 / per_device).backward()
             self.losses.add(loss.detach().mean(dim=(1, 2, 3)), sigma)
 
-    def _apply_gradients(self) -> None:
-        """lr ramp-up, NaN/inf gradients zeroed, Adam step, EMA update (EDM training_loop.py)."""
-        training = self.recipe.training
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(training.lr, self.nimg, training.lr_rampup_kimg)
-        for param in self.net.parameters():
-            if param.grad is not None:
-                torch.nan_to_num(param.grad, nan=0, posinf=0, neginf=0, out=param.grad)
-        self.optimizer.step()
-        update_ema(self.ema, self.net, ema_beta(training.batch, self.nimg, training.ema_halflife_kimg, training.ema_rampup_ratio))
-
     def step(self) -> None:
         """One optimizer step over `training.batch` images."""
         indices = self.stream.take(self.recipe.training.batch)
         self.optimizer.zero_grad(set_to_none=True)
         self._accumulate(indices)
-        self._apply_gradients()
+        training = self.recipe.training
+        apply_gradients(self.optimizer, self.net, self.ema, lr_at(training.lr, self.nimg, training.lr_rampup_kimg),
+                        ema_beta(training.batch, self.nimg, training.ema_halflife_kimg, training.ema_rampup_ratio))
         self.nimg += self.recipe.training.batch
         self.steps += 1
 

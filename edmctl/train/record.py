@@ -29,7 +29,8 @@ def check_watching(recipe, img_shape: tuple[int, int, int]) -> None:
 
 
 def check_fid_reference(settings, img_shape: tuple[int, int, int]) -> None:
-    """`eval.ref` is statistics `eval.detector` can be compared with, for images of `img_shape`."""
+    """`eval.ref` is statistics `eval.detector` can be compared with, for images of `img_shape` (loading the
+    detector also checks that clean-fid, and the torchvision it needs, import)."""
     from pathlib import Path
 
     from edmctl.fid.detectors import load_detector

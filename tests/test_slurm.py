@@ -2,6 +2,7 @@
 task's claim loop against a real registry (fast), and end to end on a throwaway one-node Slurm cluster started
 by the tests (`slurm_cluster` in conftest.py; slow)."""
 
+import os
 import re
 import signal
 import subprocess
@@ -177,7 +178,9 @@ def test_churn_grid_on_slurm_runs_every_trial_once_with_local_results(slurm_clus
     sweep_file = churn_grid(tmp_path, "0-63")
     monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "local"))
-    assert main(["sweep", str(sweep_file), "--jobs", "1"]) == 0
+    # A fresh process, as each array task is (not this one, whose caches earlier tests may have filled)
+    subprocess.run([sys.executable, "-m", "edmctl", "sweep", str(sweep_file), "--jobs", "1"], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
     local = fd_by_axes(Registry(tmp_path / "local"), 1)
 
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "cluster"))

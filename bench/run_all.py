@@ -111,7 +111,7 @@ def sweep_rows(output: str) -> list[Row]:
 
 def startup_rows(output: str) -> list[Row]:
     rows = []
-    for command, median, low, high in _number(r"^(edmctl .+?)\s{2,}median ([\d.]+) s \(spread ([\d.]+)\.\.([\d.]+)\)", output):
+    for command, median, low, high in _number(r"^((?:edmctl|python) .+?)\s{2,}median ([\d.]+) s \(spread ([\d.]+)\.\.([\d.]+)\)", output):
         target = "<= 0.15 s" if command == "edmctl --help" else "-"
         rows.append(Row(command, f"{median} s ({low}..{high})", target,
                         float(median) <= 0.15 if command == "edmctl --help" else None))

@@ -3,7 +3,6 @@
 Read commands never write, except reaping runs whose process is gone.
 """
 
-import socket
 import time
 from typing import Annotated, Any
 
@@ -267,6 +266,8 @@ def render_show(doc: dict[str, Any]) -> None:
     for a in doc["artifacts"]:
         artifacts.add_row(a["kind"], a["path"], str(a["bytes"]), a["sha256"])
     print_table(artifacts)
+    import socket  # here, not at the top: `edmctl --help` imports this module
+
     for a in doc["artifacts"]:
         if not a["on_this_node"]:
             out.print(f"not on this node ({socket.gethostname()}): {a['path']} (moved, deleted, or on a filesystem "

@@ -84,6 +84,7 @@ class Case:
     says: str  # a fragment the one-line message must contain
     setup: Callable[[Path], None] = field(default=lambda tmp: None)
     home: str | None = None  # "sampled" or "trained": start from that module-wide registry
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the case (`{tmp}` replaced)
 
     def id(self) -> str:
         return f"{self.command}:{' '.join(self.argv)}"[:90]
@@ -111,6 +112,15 @@ NON_FINITE = [  # (override, fragment of the message)
     ("augment.scale_std=nan", "augment.scale_std"), ("network.model_channels=1000000000", "network.model_channels"),
     ("eval.num=1000000000000", "eval.num"), ("precond.C_1=inf", "precond.C_1"),
     ("training.duration_kimg=0.001", "one batch"),
+]
+
+SWEEP = write("sweep.toml", 'model = "ideal:digits?n=20"\nseeds = "0-1"\n[grid]\n"sampler.steps" = [2, 3]\n')
+NO_SLURM = {"PATH": "{tmp}"}  # no sbatch, squeue or scancel to be found
+SLURM_FLAGS = [  # (flags, fragment of the message)
+    (["--time", "soon"], "--time"), (["--time", "1:99:00"], "--time"), (["--time", ""], "--time"),
+    (["--partition", "gpu; rm -rf ~"], "--partition"), (["--partition", ""], "--partition"),
+    (["--partition", "gpu\nx"], "--partition"), (["--slurm-option", "account=lab\nrm -rf ~"], "--slurm-option"),
+    (["--slurm-option", "account"], "--slurm-option"), (["--slurm-option", "a b=c"], "--slurm-option"),
 ]
 
 CASES = [
@@ -265,6 +275,17 @@ CASES = [
     Case("train", ["train", "recipes/digits.toml", "--set", "training.tensorboard='yes'"], "training.tensorboard"),
     Case("train", ["train", "recipes/digits.toml", "--dry-run", "--set", "eval.every_kimg=inf"], "eval.every_kimg"),
     Case("sweep", ["sweep", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    # -- Slurm requests: checked before anything is recorded, no cluster needed -----------------------------
+    *(Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite", *flags], says, SWEEP, env=NO_SLURM)
+      for flags, says in SLURM_FLAGS),
+    *(Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite", *flags], says, env=NO_SLURM)
+      for flags, says in SLURM_FLAGS),
+    Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm"], "EDMCTL_DB_URL", SWEEP, env=NO_SLURM),
+    Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", SWEEP, env=NO_SLURM),
+    Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", env=NO_SLURM),
+    Case("sweep", ["sweep", "cancel", "latest"], "no sweep runs", home="sampled"),
+    *(Case("threads", ["recipe", "validate", "recipes/digits.toml"], "EDMCTL_THREADS", env={"EDMCTL_THREADS": value})
+      for value in ("0", "1025", "nan", "1.5", "1_0", "١", "+2", "0x10", "²")),
     # -- reproduce, show, compare, runs ---------------------------------------------------------------------
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz"), "sampled"),
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz", b""), "sampled"),
@@ -345,6 +366,8 @@ def run_case(case: Case, tmp: Path, homes, monkeypatch) -> int:
     monkeypatch.setenv("EDMCTL_HOME", str(tmp / "home"))
     monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
     monkeypatch.chdir(REPO)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value.replace("{tmp}", str(tmp)))
     case.setup(tmp)
     return main([arg.replace("{tmp}", str(tmp)) for arg in case.argv])
 
@@ -358,7 +381,7 @@ def test_hostile_input_is_one_clean_line_and_writes_nothing(case, tmp_path, home
         case_setup(tmp)
         before = listing(tmp)
 
-    case_setup, case = case.setup, Case(case.command, case.argv, case.says, snapshot_after_setup, case.home)
+    case_setup, case = case.setup, Case(case.command, case.argv, case.says, snapshot_after_setup, case.home, case.env)
     code = run_case(case, tmp_path, homes, monkeypatch)
     printed = capsys.readouterr()
     lines = printed.err.strip().splitlines()

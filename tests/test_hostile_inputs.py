@@ -286,6 +286,10 @@ CASES = [
     Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", SWEEP, env=NO_SLURM),
     Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", env=NO_SLURM),
     Case("sweep", ["sweep", "cancel", "latest"], "no sweep runs", home="sampled"),
+    *(Case("runs", ["runs"], says, env={"EDMCTL_DB_URL": url}) for url, says in (
+        ("sqlite://", "no database file"), ("sqlite:///:memory:", "no database file"),
+        ("postgresql://me@db:port/edmctl", "not a SQLAlchemy URL"), ("postgresql://me@[::1/edmctl", "not a SQLAlchemy URL"),
+        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"))),
     *(Case("threads", ["recipe", "validate", "recipes/digits.toml"], "EDMCTL_THREADS", env={"EDMCTL_THREADS": value})
       for value in ("0", "1025", "nan", "1.5", "1_0", "١", "+2", "0x10", "²")),
     # -- reproduce, show, compare, runs ---------------------------------------------------------------------
@@ -477,6 +481,13 @@ def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     assert main([*argv, "--force"]) == 0
     assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
                                                                 "grid.png", "samples.npz"}
+
+
+def test_an_sqlite_url_that_names_its_driver_is_a_file_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_DB_URL", f"sqlite+pysqlite:///{tmp_path / 'r.db'}")
+    assert main(["sample", "--model", "ideal:digits?n=5", "--seeds", "0", "--steps", "2"]) == 0
+    assert (tmp_path / "r.db").is_file() and latest_run(tmp_path / "home").status == "done"
 
 
 def test_a_demo_step_given_bad_input_stops_the_demo_with_exit_2_and_records_nothing(tmp_path, monkeypatch, capsys):

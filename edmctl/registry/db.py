@@ -130,11 +130,15 @@ def shown(url: str) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a `sqlite:///` URL, None for other databases (and in-memory SQLite)."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+    """The database file of an SQLite URL (`sqlite:///PATH`, also with a driver named), None for other databases
+    (and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         return None
-    return Path(url[len(prefix):].split("?", 1)[0])
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def engine_for(url: str) -> Engine:
@@ -158,7 +162,10 @@ def _create_engine(url: str) -> Engine:
             return create_engine(url, pool_pre_ping=True, pool_size=SERVER_POOL[0], max_overflow=SERVER_POOL[1])
         except ImportError as error:
             raise missing_driver(url, error) from None
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+    try:
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+    except ImportError as error:  # sqlite+<driver> of another driver
+        raise missing_driver(url, error) from None
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn, _record) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -40,6 +41,20 @@ def make_dirs(folder: Path) -> Path:
     except OSError as e:
         raise UserError(f"Cannot create the folder {folder}: {e.strerror or e}; pick a writable location.") from None
     return folder
+
+
+def check_code_folder(folder: Path, what: str) -> None:
+    """Refuse to keep code that edmctl loads again (pickles) where another user could replace it: `folder` must not
+    be world-writable, nor any folder above it unless it has the sticky bit (as /tmp does: others cannot replace
+    what is ours inside it)."""
+    for place in (folder, *folder.parents):
+        try:
+            mode = place.stat().st_mode
+        except OSError:
+            continue  # not made yet: edmctl makes it with the user's umask
+        if mode & stat.S_IWOTH and (place == folder or not mode & stat.S_ISVTX):
+            raise UserError(f"{place} is writable by every user, and {what} would be read back from {folder}; "
+                            f"remove that permission (chmod o-w {place}) or set EDMCTL_HOME to a folder of your own.")
 
 
 TEMP_SUFFIX = ".tmp"  # temporary files: .<name>.<random>.tmp

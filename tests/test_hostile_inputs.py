@@ -261,6 +261,8 @@ CASES = [
     Case("train", ["train", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
     Case("train", ["train", f"{{tmp}}/{LONG}.toml"], "too long"),
     Case("train", ["train", "--resume", "run1", "--set", "training.lr=inf"], "training.lr", home="trained"),
+    Case("train", ["train", "--resume", "run1", "--set", "network.model_channels=16"], "network.*", home="trained"),
+    Case("train", ["train", "--resume", "run1", "--set", "data.conditional=true"], "network.*", home="trained"),
     Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/empty.npz'"], "empty.npz",
          npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
     Case("train", ["train", "recipes/digits.toml", "--set", "network.channel_mult=[1, 1000000]"], "network.channel_mult"),
@@ -475,6 +477,14 @@ def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     assert main([*argv, "--force"]) == 0
     assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
                                                                 "grid.png", "samples.npz"}
+
+
+def test_a_demo_step_given_bad_input_stops_the_demo_with_exit_2_and_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    write("r.toml", "[data]\nsource = 'nowhere.npz'\n")(tmp_path)
+    assert main(["demo", str(tmp_path / "r.toml"), "--json"]) == 2
+    assert "nowhere.npz does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "registry.db").exists()
 
 
 def test_an_existing_output_file_is_replaced_and_a_device_is_refused(tmp_path, homes, monkeypatch, capsys):

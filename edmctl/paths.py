@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -40,6 +41,35 @@ def make_dirs(folder: Path) -> Path:
     except OSError as e:
         raise UserError(f"Cannot create the folder {folder}: {e.strerror or e}; pick a writable location.") from None
     return folder
+
+
+def check_code_folder(folder: Path, what: str) -> None:
+    """Refuse to keep code that edmctl loads again (pickles) where another user could replace it: `folder` must not
+    be world-writable, nor any folder above it unless it has the sticky bit (as /tmp does: others cannot replace
+    what is ours inside it)."""
+    _check_places((folder, *folder.parents), what, folder)
+
+
+def check_code_file(path: Path, what: str) -> None:
+    """Refuse to load code (TorchScript) that another user wrote or could replace: `path` must be the user's (or
+    root's) and not world-writable, and no folder above it world-writable without the sticky bit."""
+    info = path.stat()
+    if info.st_uid not in (os.getuid(), 0):
+        raise UserError(f"{path} belongs to another user (uid {info.st_uid}); {what} is code, and edmctl loads only "
+                        f"files of yours or root's: copy it to a folder of your own.")
+    _check_places((path, *path.parents), what, path)
+
+
+def _check_places(places, what: str, target: Path) -> None:
+    """The first place must not be world-writable; the folders after it may be, with the sticky bit."""
+    for i, place in enumerate(places):
+        try:
+            mode = place.stat().st_mode
+        except OSError:
+            continue  # not made yet: edmctl makes it with the user's umask
+        if mode & stat.S_IWOTH and (i == 0 or not mode & stat.S_ISVTX):
+            raise UserError(f"{place} is writable by every user, and {what} would be read from {target}; remove "
+                            f"that permission (chmod o-w {place}) or use a folder of your own.")
 
 
 TEMP_SUFFIX = ".tmp"  # temporary files: .<name>.<random>.tmp

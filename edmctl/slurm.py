@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from edmctl import paths
 from edmctl.errors import CheckFailed, UserError
 
 EXTRA = "pip install 'edmctl[slurm]'"
@@ -107,9 +108,10 @@ def check_shared_registry(home: Path | str | None, allow_sqlite: bool) -> None:
 
 def check_submission(home: Path | str | None, request: SlurmRequest, allow_sqlite: bool) -> None:
     """Everything a submission needs, before anything is recorded: submitit, a registry every node can share, a
-    well-formed request and Slurm's commands."""
+    home no other user can write (submitit's job pickles go under it), a well-formed request and Slurm's commands."""
     submitit()
     check_shared_registry(home, allow_sqlite)
+    paths.check_code_folder(Path(home or paths.home()).resolve(), "submitit's job pickles")
     request.check()
     check_commands()
 

@@ -262,6 +262,9 @@ CASES = [
     Case("train", ["train", f"{{tmp}}/{LONG}.toml"], "too long"),
     Case("train", ["train", "--resume", "run1", "--set", "training.lr=inf"], "training.lr", home="trained"),
     Case("train", ["train", "--resume", "run1", "--set", "network.model_channels=16"], "network.*", home="trained"),
+    Case("train", ["train", "--resume", "run1"], "run1 is a sample run", home="sampled"),
+    Case("train", ["train", "--resume", "run2"], "run2 is a fid run", GOOD_REF, "trained_measured"),
+    Case("fid", ["fid", "run2", "--ref", "{tmp}/ref.npz"], "run2 is a fid run", GOOD_REF, "trained_measured"),
     Case("train", ["train", "--resume", "run1", "--set", "data.conditional=true"], "network.*", home="trained"),
     Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/empty.npz'"], "empty.npz",
          npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
@@ -345,7 +348,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory):
-    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run);
+    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run),
+    `trained_measured` (that, and run2 its FD in pixels);
     and one EDMCTL_CACHE for the module (the digits are cached there on first use), outside every case's folder."""
     patch = pytest.MonkeyPatch()
     made = {"cache": tmp_path_factory.mktemp("cache")}
@@ -357,6 +361,12 @@ def homes(tmp_path_factory):
         patch.setenv("EDMCTL_HOME", str(home))
         assert main(argv) == 0
         made[name] = home
+    made["trained_measured"] = tmp_path_factory.mktemp("trained_measured") / "home"  # run2: a fid run of run1
+    shutil.copytree(made["trained"], made["trained_measured"])
+    patch.setenv("EDMCTL_HOME", str(made["trained_measured"]))
+    GOOD_REF(made["trained_measured"].parent)
+    assert main(["fid", "run1", "--ref", str(made["trained_measured"].parent / "ref.npz"), "--detector", "pixels",
+                 "--num", "2", "--repeats", "1", "--steps", "2"]) == 0
     patch.undo()
     return made
 
@@ -447,6 +457,43 @@ def test_a_run_measured_against_statistics_without_kid_features_logs_no_kid(tmp_
     assert measured.kind == "fid" and "fid" in metrics and "kid" not in metrics
 
 
+WATCHED = ["--set", "training.duration_kimg=0.128", "--set", "network.model_channels=8", "--set", "sampler.steps=2"]
+
+
+def test_a_fid_during_training_that_turns_nan_fails_the_training_run(tmp_path, homes, monkeypatch, capsys):
+    import edmctl.fid.pipeline
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    GOOD_REF(tmp_path)
+    monkeypatch.setattr(edmctl.fid.pipeline, "frechet_distance", lambda a, b: float("nan"))
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), *WATCHED, "--set", "eval.every_kimg=0.064", "--set",
+                 f"eval.ref='{tmp_path / 'ref.npz'}'", "--set", "eval.detector='pixels'", "--set", "eval.num=8"]) == 1
+    assert "the Fréchet distance came out nan" in capsys.readouterr().err
+    assert latest_run(tmp_path / "home").status == "failed"
+
+
+def test_a_training_grid_that_turns_nan_fails_the_training_run(tmp_path, homes, monkeypatch, capsys):
+    from edmctl.train.loop import Trainer
+
+    ema_denoiser = Trainer.ema_denoiser
+
+    def diverged(self):
+        denoiser = ema_denoiser(self)
+        forward = denoiser.forward
+        denoiser.forward = lambda *args, **kwargs: forward(*args, **kwargs) * float("nan")
+        return denoiser
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    monkeypatch.setattr(Trainer, "ema_denoiser", diverged)
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), *WATCHED, "--set", "training.grid_kimg=0.064",
+                 "--set", "training.grid_seeds=4"]) == 1
+    assert "seed 0 turned non-finite" in capsys.readouterr().err
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and not list((tmp_path / "home" / run.label).glob("grid-*.png"))
+
+
 def test_a_frechet_distance_that_is_not_finite_fails_the_fid_run(tmp_path, monkeypatch, capsys):
     import edmctl.fid.pipeline
 
@@ -481,6 +528,12 @@ def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     assert main([*argv, "--force"]) == 0
     assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
                                                                 "grid.png", "samples.npz"}
+
+
+def test_sample_takes_latest_as_every_run_reference_does(tmp_path, homes, monkeypatch, capsys):
+    code = run_case(Case("sample", ["sample", "--model", "latest", "--seeds", "0", "--steps", "2"], "", home="trained"),
+                    tmp_path, homes, monkeypatch)
+    assert code == 0 and "model run:1" in capsys.readouterr().out
 
 
 def test_an_sqlite_url_that_names_its_driver_is_a_file_registry(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -42,6 +43,35 @@ def make_dirs(folder: Path) -> Path:
     return folder
 
 
+def check_code_folder(folder: Path, what: str) -> None:
+    """Refuse to keep code that edmctl loads again (pickles) where another user could replace it: `folder` must not
+    be world-writable, nor any folder above it unless it has the sticky bit (as /tmp does: others cannot replace
+    what is ours inside it)."""
+    _check_places((folder, *folder.parents), what, folder)
+
+
+def check_code_file(path: Path, what: str) -> None:
+    """Refuse to load code (TorchScript) that another user wrote or could replace: `path` must be the user's (or
+    root's) and not world-writable, and no folder above it world-writable without the sticky bit."""
+    info = path.stat()
+    if info.st_uid not in (os.getuid(), 0):
+        raise UserError(f"{path} belongs to another user (uid {info.st_uid}); {what} is code, and edmctl loads only "
+                        f"files of yours or root's: copy it to a folder of your own.")
+    _check_places((path, *path.parents), what, path)
+
+
+def _check_places(places, what: str, target: Path) -> None:
+    """The first place must not be world-writable; the folders after it may be, with the sticky bit."""
+    for i, place in enumerate(places):
+        try:
+            mode = place.stat().st_mode
+        except OSError:
+            continue  # not made yet: edmctl makes it with the user's umask
+        if mode & stat.S_IWOTH and (i == 0 or not mode & stat.S_ISVTX):
+            raise UserError(f"{place} is writable by every user, and {what} would be read from {target}; remove "
+                            f"that permission (chmod o-w {place}) or use a folder of your own.")
+
+
 TEMP_SUFFIX = ".tmp"  # temporary files: .<name>.<random>.tmp
 STAGING_MARK = ".staging-"  # staging folders: .<name>.staging-<random>
 NAME_KEEP = 100  # characters of the target's name kept in a temporary name (a name may be up to 255 bytes)
@@ -66,6 +96,19 @@ def file_mode() -> int:
     return 0o666 & ~umask()
 
 
+def _refused_as_user_error(target: Path, create):
+    """`create()` (a temporary name in `target`'s folder); a folder that refuses new entries (read-only, full, a
+    virtual file system) is a UserError naming `target`. A name too long stays an OSError (the CLI names it)."""
+    import errno
+
+    try:
+        return create()
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise
+        raise UserError(f"Cannot write {target}: {e.strerror or e} in {target.parent}; pick a writable location.") from None
+
+
 @contextmanager
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """A binary file at a random temporary name in `path`'s folder (created exclusively, never through a link,
@@ -75,7 +118,8 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     path = Path(path)
     make_dirs(path.parent)
     remove_leftovers(path.parent, prefix=f".{path.name[:NAME_KEEP]}.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:NAME_KEEP]}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = _refused_as_user_error(path, lambda: tempfile.mkstemp(prefix=f".{path.name[:NAME_KEEP]}.", suffix=TEMP_SUFFIX,
+                                                                    dir=path.parent))
     f = open(tmp, "wb", opener=lambda _name, _flags: fd)
     renamed = False
     try:
@@ -101,7 +145,8 @@ def staging_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     make_dirs(target.parent)
     remove_leftovers(target.parent, prefix=f".{target.name[:NAME_KEEP]}.")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:NAME_KEEP]}{STAGING_MARK}", dir=target.parent))
+    staging = Path(_refused_as_user_error(target, lambda: tempfile.mkdtemp(prefix=f".{target.name[:NAME_KEEP]}{STAGING_MARK}",
+                                                                            dir=target.parent)))
     fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -189,6 +234,17 @@ def save_figure(fig, path: Path, dpi: int = 100) -> Path:
     return path
 
 
+def check_figure(path: Path, what: str) -> None:
+    """Before any work: `path` can be written (`check_output`) and its suffix names a format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    check_output(path, what)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise UserError(f"{what} {str(path)!r}: the suffix names the picture's format; use one of "
+                        f"{', '.join('.' + f for f in sorted(formats))}.")
+
+
 NAME_MAX = 255  # bytes in one path component (Linux, macOS)
 PATH_MAX = 4096  # bytes in a whole path (Linux)
 
@@ -208,7 +264,9 @@ def check_output(path: Path, what: str, folder: bool = False) -> None:
         raise UserError(f"{what} {str(path)!r} is a folder; give a file name.")
     if path.exists() and not path.is_dir() and folder:
         raise UserError(f"{what} {str(path)!r} is a file; give a folder.")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise UserError(f"{what} {str(path)!r} is not a regular file (a device, socket or pipe); give a file name.")
+    existing = next(p for p in ((path, *path.absolute().parents) if folder else path.absolute().parents) if p.exists())
     if not existing.is_dir():
         raise UserError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a folder.")
     if not os.access(existing, os.W_OK | os.X_OK) or (path.is_file() and not os.access(path, os.W_OK)):

@@ -1,7 +1,7 @@
 """Slurm, through submitit (the library Hydra's Slurm launcher uses): edmctl never writes sbatch text itself.
 
     request = SlurmRequest(partition="gpu", time="04:00:00", options=("account=lab",))
-    check_shared_registry(home, allow_sqlite=False)      # every node must reach the same registry safely
+    check_submission(home, request, allow_sqlite=False)  # a shared registry, a well-formed request, sbatch on PATH
     executor = slurm_executor(folder, request, cpus_per_task=4, gpus_per_node=1)
     jobs = submit_array(executor, fn, n=8, args=(...))  # one job array: task i runs fn(*args)
     wait_until_gone(array_id)                            # until squeue no longer lists it; Ctrl-C cancels it
@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from edmctl import paths
 from edmctl.errors import CheckFailed, UserError
 
 EXTRA = "pip install 'edmctl[slurm]'"
 POLL_S = 2.0  # how often a waiting process asks squeue
 TIME_FORMAT = re.compile(r"^(?:(\d+)-)?(\d+):(\d\d):(\d\d)$")  # [D-]HH:MM:SS, as sbatch --time
 OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+PARTITION = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")  # a name, or several comma-separated
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,24 @@ class SlurmRequest:
         return max(1, math.ceil(((days * 24 + hours) * 60 + minutes) + seconds / 60))
 
     def sbatch_options(self) -> dict[str, str]:
-        """`--slurm-option KEY=VALUE` items as submitit's `additional_parameters`."""
+        """`--slurm-option KEY=VALUE` items as submitit's `additional_parameters` (each becomes a `#SBATCH` line of
+        the job script, so a value holds no line break or other control character)."""
         options = {}
         for item in self.options:
             key, sep, value = item.partition("=")
-            if not sep or not OPTION_KEY.match(key) or not value:
-                raise UserError(f"--slurm-option {item!r} must be KEY=VALUE with an sbatch option name as KEY, "
-                                "e.g. account=lab or constraint=a100.")
+            if not sep or not OPTION_KEY.match(key) or not value or not value.isprintable():
+                raise UserError(f"--slurm-option {item!r} must be KEY=VALUE with an sbatch option name as KEY and a "
+                                "printable one-line VALUE, e.g. account=lab or constraint=a100.")
             options[key] = value
         return options
+
+    def check(self) -> None:
+        """A well-formed request: a partition name, a time limit and options sbatch can take."""
+        if self.partition is not None and not PARTITION.match(self.partition):
+            raise UserError(f"--partition {self.partition!r} must be a Slurm partition name (letters, digits, _ . -), "
+                            "or several separated by commas.")
+        self.minutes()
+        self.sbatch_options()
 
 
 def submitit():
@@ -93,6 +104,16 @@ def check_shared_registry(home: Path | str | None, allow_sqlite: bool) -> None:
         raise UserError(f"--executor slurm needs a registry every node can share: set EDMCTL_DB_URL to a PostgreSQL "
                         f"database (postgresql+psycopg://user@host/db); the SQLite file {path} is unsafe on a network "
                         "filesystem (pass --allow-sqlite if every job runs on this machine's disk).")
+
+
+def check_submission(home: Path | str | None, request: SlurmRequest, allow_sqlite: bool) -> None:
+    """Everything a submission needs, before anything is recorded: submitit, a registry every node can share, a
+    home no other user can write (submitit's job pickles go under it), a well-formed request and Slurm's commands."""
+    submitit()
+    check_shared_registry(home, allow_sqlite)
+    paths.check_code_folder(Path(home or paths.home()).resolve(), "submitit's job pickles")
+    request.check()
+    check_commands()
 
 
 def registry_env(registry) -> dict[str, str]:

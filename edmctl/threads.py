@@ -38,11 +38,9 @@ FIXED_AT_START = ("cpu_capability", *(f"env.{name}" for name in OTHER_ENV))
 
 
 def parse(text: str, source: str) -> int:
-    """A thread count from `source` (the flag or the environment variable): a whole number in [1, MAX]."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    """A thread count from `source` (the flag or the environment variable): a whole number in [1, MAX], in ASCII
+    digits (int() would also read '1_0' as 10 and '١' as 1)."""
+    value = int(text) if text.isascii() and text.isdigit() else 0
     if not 1 <= value <= MAX:
         raise UserError(f"{source}={text!r}: the number of CPU threads must be a whole number from 1 to {MAX}.")
     return value

@@ -1,6 +1,7 @@
 """FID as the EDM paper measured it: statistics, distances, detectors, sources and the `edmctl fid` commands."""
 
 import json
+import os
 import urllib.error
 import zipfile
 
@@ -205,6 +206,28 @@ def test_torchscript_detector_runs_through_the_pipeline_and_gives_the_modules_fe
     module = torch.jit.load(str(detector_path))
     np.testing.assert_allclose(det.features(images), module(images).detach().double().numpy(), rtol=1e-6)
     assert det.kind == "torchscript" and len(det.sha256) == 64 and det.feature_dim((3, 8, 8)) == 16
+
+
+def test_a_torchscript_detector_anyone_could_replace_is_not_loaded(detector_path, tmp_path):
+    """TorchScript is code: a file in a folder every user can write (without the sticky bit) or writable by all is
+    refused before it is read; in a sticky folder such as /tmp, a file of one's own loads."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    planted = shared / "det.pt"
+    planted.write_bytes(detector_path.read_bytes())
+    shared.chmod(0o777)
+    with pytest.raises(UserError, match="writable by every user"):
+        load_detector(str(planted))
+    shared.chmod(0o1777)
+    assert load_detector(str(planted)).kind == "torchscript"
+    planted.chmod(0o666)
+    with pytest.raises(UserError, match=f"{planted} is writable by every user"):
+        load_detector(str(planted))
+    if os.getuid() == 0:  # root can hand the file to another user
+        planted.chmod(0o644)
+        os.chown(planted, 65534, 65534)
+        with pytest.raises(UserError, match="belongs to another user"):
+            load_detector(str(planted))
 
 
 def test_missing_inception_weights_say_which_file_from_where_and_where_to_put_it(env):

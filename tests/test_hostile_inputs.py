@@ -84,6 +84,7 @@ class Case:
     says: str  # a fragment the one-line message must contain
     setup: Callable[[Path], None] = field(default=lambda tmp: None)
     home: str | None = None  # "sampled" or "trained": start from that module-wide registry
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the case (`{tmp}` replaced)
 
     def id(self) -> str:
         return f"{self.command}:{' '.join(self.argv)}"[:90]
@@ -111,6 +112,15 @@ NON_FINITE = [  # (override, fragment of the message)
     ("augment.scale_std=nan", "augment.scale_std"), ("network.model_channels=1000000000", "network.model_channels"),
     ("eval.num=1000000000000", "eval.num"), ("precond.C_1=inf", "precond.C_1"),
     ("training.duration_kimg=0.001", "one batch"),
+]
+
+SWEEP = write("sweep.toml", 'model = "ideal:digits?n=20"\nseeds = "0-1"\n[grid]\n"sampler.steps" = [2, 3]\n')
+NO_SLURM = {"PATH": "{tmp}"}  # no sbatch, squeue or scancel to be found
+SLURM_FLAGS = [  # (flags, fragment of the message)
+    (["--time", "soon"], "--time"), (["--time", "1:99:00"], "--time"), (["--time", ""], "--time"),
+    (["--partition", "gpu; rm -rf ~"], "--partition"), (["--partition", ""], "--partition"),
+    (["--partition", "gpu\nx"], "--partition"), (["--slurm-option", "account=lab\nrm -rf ~"], "--slurm-option"),
+    (["--slurm-option", "account"], "--slurm-option"), (["--slurm-option", "a b=c"], "--slurm-option"),
 ]
 
 CASES = [
@@ -206,6 +216,9 @@ CASES = [
     Case("fid", ["fid", "run1", "--steps", "5", "--set", "sampler.steps=3", "--ref", "{tmp}/ref.npz"], "--steps and --set sampler.steps", GOOD_REF, "trained"),
     Case("fid", ["fid", "run1", "--ref", "{tmp}/ref.npz", "--set", "sampler.sigma_max=inf"], "sampler.sigma_max", GOOD_REF, "trained"),
     Case("fid", ["fid", "ref", "{tmp}/none", "--detector", "pixels", "--out", "{tmp}/r.npz"], "holds no images", lambda tmp: (tmp / "none").mkdir()),
+    Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "at least 2", both(image_folder("imgs", count=1), GOOD_REF)),
+    Case("fid", ["fid", "run1", "--ref", "{tmp}/ref.npz", "--detector", "pixels", "--num", "3", "--repeats", "1000"], "--repeats 1..100", GOOD_REF, "trained"),
+    Case("fid", ["fid", "run1", "--ref", "{tmp}/ref.npz", "--detector", "pixels", "--num", "100000000000"], "--num must be 2..10,000,000", GOOD_REF, "trained"),
     Case("fid", ["fid", "ref", "{tmp}/bad.zip", "--detector", "pixels", "--out", "{tmp}/r.npz"], "bad.zip", write("bad.zip", "not a zip")),
     Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "{tmp}/det.pt"], "det.pt",
          both(DIGIT_IMAGES, GOOD_REF, write("det.pt", "not torchscript"))),
@@ -248,11 +261,37 @@ CASES = [
     Case("train", ["train", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
     Case("train", ["train", f"{{tmp}}/{LONG}.toml"], "too long"),
     Case("train", ["train", "--resume", "run1", "--set", "training.lr=inf"], "training.lr", home="trained"),
+    Case("train", ["train", "--resume", "run1", "--set", "network.model_channels=16"], "network.*", home="trained"),
+    Case("train", ["train", "--resume", "run1", "--set", "data.conditional=true"], "network.*", home="trained"),
     Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/empty.npz'"], "empty.npz",
          npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
     Case("train", ["train", "recipes/digits.toml", "--set", "network.channel_mult=[1, 1000000]"], "network.channel_mult"),
     Case("train", ["train", "recipes/digits.toml", "--nproc", "0"], "--nproc"),
+    *(Case("train", ["train", "recipes/digits.toml", "--set", "eval.every_kimg=0.1", "--set", "eval.detector='pixels'",
+                     "--set", "eval.ref='{tmp}/ref.npz'"], says, setup) for setup, says in (
+        (write("ref.npz", "not an npz"), "ref.npz"), (stats("ref.npz", np.zeros(10), np.eye(10)), "10-dimensional"),
+        (lambda tmp: (tmp / "ref.npz").mkdir(), "not a file"))),
+    Case("train", ["train", "recipes/digits.toml", "--set", "eval.every_kimg=0.1"], "needs eval.ref"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.grid_kimg=nan"], "training.grid_kimg"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.grid_seeds=1000000"], "training.grid_seeds"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "training.tensorboard='yes'"], "training.tensorboard"),
+    Case("train", ["train", "recipes/digits.toml", "--dry-run", "--set", "eval.every_kimg=inf"], "eval.every_kimg"),
     Case("sweep", ["sweep", "{tmp}/deep.toml"], "nested", write("deep.toml", "a = " + "[" * 5000 + "]" * 5000)),
+    # -- Slurm requests: checked before anything is recorded, no cluster needed -----------------------------
+    *(Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite", *flags], says, SWEEP, env=NO_SLURM)
+      for flags, says in SLURM_FLAGS),
+    *(Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite", *flags], says, env=NO_SLURM)
+      for flags, says in SLURM_FLAGS),
+    Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm"], "EDMCTL_DB_URL", SWEEP, env=NO_SLURM),
+    Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", SWEEP, env=NO_SLURM),
+    Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", env=NO_SLURM),
+    Case("sweep", ["sweep", "cancel", "latest"], "no sweep runs", home="sampled"),
+    *(Case("runs", ["runs"], says, env={"EDMCTL_DB_URL": url}) for url, says in (
+        ("sqlite://", "no database file"), ("sqlite:///:memory:", "no database file"),
+        ("postgresql://me@db:port/edmctl", "not a SQLAlchemy URL"), ("postgresql://me@[::1/edmctl", "not a SQLAlchemy URL"),
+        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"))),
+    *(Case("threads", ["recipe", "validate", "recipes/digits.toml"], "EDMCTL_THREADS", env={"EDMCTL_THREADS": value})
+      for value in ("0", "1025", "nan", "1.5", "1_0", "١", "+2", "0x10", "²")),
     # -- reproduce, show, compare, runs ---------------------------------------------------------------------
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz"), "sampled"),
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz", b""), "sampled"),
@@ -261,6 +300,29 @@ CASES = [
     Case("show", ["show", "[file, class]"], "[file, class]"),
     Case("compare", ["compare", "run1", "[/x]"], "[/x]", home="sampled"),
     Case("runs", ["runs", "--where", "[/x]"], "[/x]"),
+    # -- plots, TensorBoard, runs copy ------------------------------------------------------------------
+    Case("show", ["show", "run1", "--plot", "--out", "{tmp}/curves.txt"], "suffix", home="trained"),
+    Case("show", ["show", "run1", "--plot", "--out", "{tmp}/curves"], "suffix", home="trained"),
+    Case("show", ["show", "run1", "--plot", "--out", "{tmp}/.png"], "suffix", home="trained"),
+    Case("show", ["show", "run1", "--plot", "--out", "{tmp}/dir"], "folder", lambda tmp: (tmp / "dir").mkdir(), "trained"),
+    Case("show", ["show", "run1", "--plot", "--out", ""], "folder", home="trained"),
+    Case("show", ["show", "run1", "--plot", "--out", "/proc/curves.png"], "/proc/curves.png", home="trained"),
+    Case("plot", ["plot", "run1", "--out", "{tmp}/curves.exe"], "suffix", home="trained"),
+    Case("plot", ["plot", "run1", "--metric", ""], "--metric", home="trained"),
+    Case("plot", ["plot", "run1", "--metric", "bogus"], "bogus", home="trained"),
+    Case("plot", ["plot", "latest"], "no latest run"),
+    Case("runs", ["runs", "tensorboard", "run1"], "no TensorBoard events", home="trained"),
+    Case("runs", ["runs", "tensorboard", "latest"], "no latest run", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", ""], "--to is empty", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--from", " "], "--from is empty", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "sqlite://"], "no database file", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "sqlite:///:memory:"], "no database file", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--from", "sqlite:///"], "no database file", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "postgresql+psycopg://me@[::1/db"], "not a SQLAlchemy URL", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "ftp://host/db"], "(--to) is ftp", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "~no-such-user-here/x"], "--to", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--from", "{tmp}/elsewhere"], "elsewhere"),
+    Case("runs", ["runs", "copy", "run9", "--to", "{tmp}/elsewhere"], "run9", home="sampled"),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),
@@ -310,6 +372,8 @@ def run_case(case: Case, tmp: Path, homes, monkeypatch) -> int:
     monkeypatch.setenv("EDMCTL_HOME", str(tmp / "home"))
     monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
     monkeypatch.chdir(REPO)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value.replace("{tmp}", str(tmp)))
     case.setup(tmp)
     return main([arg.replace("{tmp}", str(tmp)) for arg in case.argv])
 
@@ -323,7 +387,7 @@ def test_hostile_input_is_one_clean_line_and_writes_nothing(case, tmp_path, home
         case_setup(tmp)
         before = listing(tmp)
 
-    case_setup, case = case.setup, Case(case.command, case.argv, case.says, snapshot_after_setup, case.home)
+    case_setup, case = case.setup, Case(case.command, case.argv, case.says, snapshot_after_setup, case.home, case.env)
     code = run_case(case, tmp_path, homes, monkeypatch)
     printed = capsys.readouterr()
     lines = printed.err.strip().splitlines()
@@ -370,6 +434,19 @@ def test_training_whose_loss_turns_nan_fails_before_its_snapshot(tmp_path, monke
     assert not list((tmp_path / "home" / run.label).glob("snapshot-*.pt"))
 
 
+def test_a_run_measured_against_statistics_without_kid_features_logs_no_kid(tmp_path, homes, monkeypatch, capsys):
+    """EDM's reference files hold only mu and sigma: FID is measured, KID is not (and not logged as a value)."""
+    code = run_case(Case("fid", ["fid", "run1", "--ref", "{tmp}/ref.npz", "--detector", "pixels", "--num", "2",
+                                 "--repeats", "1", "--steps", "2"], "", GOOD_REF, "trained"), tmp_path, homes, monkeypatch)
+    assert code == 0, capsys.readouterr().err
+    from edmctl.registry import Registry
+
+    assert "KID n/a" in capsys.readouterr().out
+    measured = latest_run(tmp_path / "home")
+    metrics = Registry(tmp_path / "home").metrics(measured.id)
+    assert measured.kind == "fid" and "fid" in metrics and "kid" not in metrics
+
+
 def test_a_frechet_distance_that_is_not_finite_fails_the_fid_run(tmp_path, monkeypatch, capsys):
     import edmctl.fid.pipeline
 
@@ -404,6 +481,32 @@ def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     assert main([*argv, "--force"]) == 0
     assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
                                                                 "grid.png", "samples.npz"}
+
+
+def test_an_sqlite_url_that_names_its_driver_is_a_file_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_DB_URL", f"sqlite+pysqlite:///{tmp_path / 'r.db'}")
+    assert main(["sample", "--model", "ideal:digits?n=5", "--seeds", "0", "--steps", "2"]) == 0
+    assert (tmp_path / "r.db").is_file() and latest_run(tmp_path / "home").status == "done"
+
+
+def test_a_demo_step_given_bad_input_stops_the_demo_with_exit_2_and_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    write("r.toml", "[data]\nsource = 'nowhere.npz'\n")(tmp_path)
+    assert main(["demo", str(tmp_path / "r.toml"), "--json"]) == 2
+    assert "nowhere.npz does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "registry.db").exists()
+
+
+def test_an_existing_output_file_is_replaced_and_a_device_is_refused(tmp_path, homes, monkeypatch, capsys):
+    """`--out` names a file to create or replace; a device in its place is refused, never replaced by a file."""
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    argv = ["fid", "ref", "digits", "--detector", "pixels", "--out", str(tmp_path / "ref.npz")]
+    assert main(argv) == 0 and main(argv) == 0, capsys.readouterr().err
+    assert main(["dataset", "digits", str(tmp_path / "d.zip"), "--max-images", "2"]) == 0
+    assert main(["dataset", "digits", str(tmp_path / "d.zip"), "--max-images", "2"]) == 0
+    assert main([*argv[:-1], "/dev/null"]) == 2
+    assert "not a regular file" in capsys.readouterr().err and Path("/dev/null").is_char_device()
 
 
 def test_a_damaged_snapshot_is_a_user_error_not_an_unpickling_traceback(tmp_path):

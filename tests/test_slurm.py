@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edmctl import paths
 from edmctl.cli.main import main
 from edmctl.errors import UserError
 from edmctl.slurm import SlurmRequest, check_shared_registry
@@ -60,6 +61,25 @@ def test_slurm_refuses_a_sqlite_registry_unless_allowed(tmp_path, monkeypatch):
     check_shared_registry(tmp_path, allow_sqlite=True)
     monkeypatch.setenv("EDMCTL_DB_URL", "postgresql+psycopg://team@db.example/edmctl")
     check_shared_registry(tmp_path, allow_sqlite=False)  # a server every node reaches: no connection needed to say so
+
+
+def test_slurm_refuses_a_home_other_users_can_write(tmp_path, monkeypatch, capsys):
+    """submitit's job pickles, which every task unpickles, go under EDMCTL_HOME: never in a folder anyone can
+    write (a sticky one above it, such as /tmp, is fine)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("EDMCTL_HOME", str(shared / "home"))
+    sweep = write_sweep(tmp_path, "0-3", 4, '"sampler.s_churn" = [0.0, 10.0]')
+    assert main(["sweep", str(sweep), "--executor", "slurm", "--allow-sqlite"]) == 2
+    assert f"{shared} is writable by every user" in " ".join(capsys.readouterr().err.split())
+    assert not (shared / "home").exists()
+    shared.chmod(0o1777)
+    paths.check_code_folder(shared / "home", "pickles")
+    (shared / "home").mkdir(mode=0o777)
+    (shared / "home").chmod(0o777)
+    with pytest.raises(UserError, match="writable by every user"):
+        paths.check_code_folder(shared / "home", "pickles")
 
 
 def test_missing_submitit_names_the_extra(monkeypatch):

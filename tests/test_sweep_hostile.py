@@ -96,3 +96,13 @@ def test_sweep_show_lists_the_best_trials_and_says_how_many_more(tmp_path, home,
         assert "sweep" in out and "run1 " in out and "more trial" not in out and f"file {home / 'run1' / 'sweep.png'}" in out
     assert main(["sweep", "show", "latest", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == [str(home / "run1" / "sweep.png")]
+
+
+def test_a_trial_that_kept_no_samples_is_refused_by_reproduce_before_any_work(tmp_path, home, capsys):
+    """A sweep's sample trials keep their metrics, not samples.npz: a reproduction has nothing to compare with."""
+    assert main(["sweep", str(sweep_file(tmp_path, '[grid]\n"sampler.steps" = [2]\n'))]) == 0
+    trial = Registry(home).latest(kind="sample", status=None)
+    runs = len(Registry(home).list(limit=None))
+    assert main(["reproduce", trial.label]) == 2
+    assert "recorded no samples.npz" in capsys.readouterr().err
+    assert len(Registry(home).list(limit=None)) == runs

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from edmctl.cli.common import JsonOpt, emit, err, out
-from edmctl.errors import CheckFailed, Interrupted
+from edmctl.errors import CheckFailed, Interrupted, UserError
 
 
 def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
@@ -29,8 +29,9 @@ def _step(title: str, argv: list[str], as_json: bool) -> dict | None:
         code = main([*argv, "--json"] if as_json else argv)
     if code == Interrupted.exit_code:  # the step said what it kept
         raise Interrupted(f"the demo stopped at step {title}")
-    if code != 0:
-        raise CheckFailed(f"`edmctl {' '.join(argv)}` exited with {code}; the demo stops here.")
+    if code != 0:  # bad input stays exit 2
+        failed = UserError if code == UserError.exit_code else CheckFailed
+        raise failed(f"`edmctl {' '.join(argv)}` exited with {code}; the demo stops here.")
     return json.loads(captured.getvalue()) if as_json else None
 
 

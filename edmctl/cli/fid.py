@@ -159,7 +159,7 @@ def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, d
         with progress_bar(f"FID {images.name}", images.count) as bar:
             measured = compute_stats(batches(images, batch), det, on_batch=bar.advance)
         result = compare(measured, ref_stats)
-        run.log_metrics({k: v for k, v in (("fid", result.fid), ("kid", result.kid), ("images_per_s", result.images_per_s)) if v is not None})
+        run.log_metrics(_measured(fid=result.fid, kid=result.kid, images_per_s=result.images_per_s))
         run.update(**det.describe(), ref_sha256=ref_sha256, num_images=result.num_images, duration_s=result.seconds, target=str(target))
         files = [save_stats(Path(run.dir) / "stats.npz", measured.stats)]
         run.add_artifact(files[0], kind="stats")
@@ -171,6 +171,11 @@ def _measure_images(target, ref_path, num, repeats, detector, protocol, batch, d
     emit(doc, as_json, lambda: (out.print(
         f"{_label(det)} {result.fid:.4f}  KID {_kid(result.kid)}  ({result.num_images} images, "
         f"{det.name} {protocol}, {result.images_per_s:.1f} img/s)  recorded as run {run_id}"), print_files(files)))
+
+
+def _measured(**values: float | None) -> dict[str, float]:
+    """The metrics to log: those measured (KID is None against reference statistics without features, as EDM's)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _label(det) -> str:
@@ -211,8 +216,8 @@ def _measure_run(target, ref_path, num, repeats, detector, protocol, batch, sets
         with progress_bar(f"FID {record.label}", num * repeats) as bar:
             results = plan.measure(on_batch=bar.advance)
         chosen, nfe = best(results), plan.nfe
-        run.log_metrics({"fid": chosen.fid, "kid": chosen.kid, "nfe": nfe, "images_per_s": chosen.images_per_s,
-                         **{f"fid_{i}": r.fid for i, r in enumerate(results)}})
+        run.log_metrics(_measured(fid=chosen.fid, kid=chosen.kid, nfe=nfe, images_per_s=chosen.images_per_s,
+                                  **{f"fid_{i}": r.fid for i, r in enumerate(results)}))
         run.update(**det.describe(), ref=str(ref_path), ref_sha256=ref_sha256, num_images=num, repeats=repeats, batch=plan.batch,
                    seed_blocks=[[b.start, b.stop - 1] for b in blocks], sampler=recipe.sampler.model_dump(), nfe=nfe,
                    duration_s=sum(r.seconds for r in results), measured=record.id)

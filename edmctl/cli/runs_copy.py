@@ -24,13 +24,16 @@ def copy(
 
     if (to is None) == (source is None):
         raise UserError("runs copy needs exactly one of --to URL (from this registry) or --from URL (into this one).")
-    here = Registry(create=to is None)
-    if to:
+    if to is not None:
+        here = Registry(create=False)
         for run in runs:
             here.get(run)  # an unknown run is refused before the target is created
-        report = copy_runs(here, registry_at(to, create=True), runs)
+        report = copy_runs(here, registry_at(to, create=True, what="--to"), runs)
     else:
-        report = copy_runs(registry_at(source, create=False), here, runs)
+        there = registry_at(source, create=False, what="--from")
+        for run in runs:
+            there.get(run)  # an unknown run is refused before this registry is created
+        report = copy_runs(there, Registry(create=True), runs)
     doc = {"copied": {f"run{a}": f"run{b}" for a, b in report.copied.items()},
            "already_there": {f"run{a}": f"run{b}" for a, b in report.present.items()},
            "metric_rows": report.metric_rows, "artifact_rows": report.artifact_rows}

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from edmctl import paths
 from edmctl.errors import UserError
 from edmctl.fid.clean import clean_fid
 from edmctl.fid.preprocess import check_protocol, preprocess
@@ -78,6 +79,7 @@ def _torchscript(path: Path, protocol: str, device: torch.device) -> Detector:
     check_protocol(protocol)
     if not path.is_file():
         raise UserError(f"Detector file {path} does not exist; pass --detector {' or '.join(DETECTORS)} or the path of a TorchScript .pt file.")
+    paths.check_code_file(path.resolve(), "a TorchScript detector")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ deprecates TorchScript; it still loads

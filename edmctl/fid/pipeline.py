@@ -139,8 +139,11 @@ def compare(measured: Measured, ref: Stats, seeds: range | None = None) -> FidRe
 
 def seed_blocks(num: int, repeats: int = 1) -> list[range]:
     """The paper's protocol: `repeats` disjoint seed blocks [0, num), [num, 2 num), ...; report each and the min."""
-    if num < 2 or repeats < 1:
-        raise UserError(f"--num must be >= 2 and --repeats >= 1, got num={num}, repeats={repeats}.")
+    from edmctl.recipe.schema import FID_IMAGES_MAX, FID_REPEATS_MAX
+
+    if not (2 <= num <= FID_IMAGES_MAX and 1 <= repeats <= FID_REPEATS_MAX):
+        raise UserError(f"--num must be 2..{FID_IMAGES_MAX:,} and --repeats 1..{FID_REPEATS_MAX} (eval.num, eval.repeats), "
+                        f"got num={num}, repeats={repeats}.")
     return [range(r * num, (r + 1) * num) for r in range(repeats)]
 
 

@@ -90,8 +90,11 @@ def dataset_images(dataset) -> ImageList:
 
 
 def take(images: ImageList, num: int | None) -> ImageList:
-    """The first `num` images (all when None); UserError when the source has fewer."""
+    """The first `num` images (all when None); UserError when the source has fewer, or fewer than 2 (FID needs a
+    covariance)."""
     if num is None:
+        if images.count < 2:
+            raise UserError(f"{images.name} holds {images.count} image(s); FID needs at least 2 (a covariance).")
         return images
     if num < 2:
         raise UserError(f"--num must be at least 2 (FID needs a covariance), got {num}.")

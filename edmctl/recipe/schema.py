@@ -50,6 +50,7 @@ SEED_LIMIT = 1 << 48  # training.seed << 16 (+ rank) seeds torch generators, whi
 WIDTH_MAX = 4096  # channels: ADM's widest layer is 4 x 192 = 768
 MULTIPLIER_MAX = 1e9  # augmentation multipliers: p·multiplier is clipped to 1; the paper's xflip is 1e8
 FID_IMAGES_MAX = 10_000_000  # images per FID measurement: the paper uses 50,000 x 3
+FID_REPEATS_MAX = 100  # seed blocks per FID measurement: the paper uses 3
 
 
 class Section(BaseModel):
@@ -285,7 +286,7 @@ class Eval(Section):
     detector: str = "inception"
     protocol: Literal["edm", "clean"] = "edm"
     num: int = Field(50000, ge=2, le=FID_IMAGES_MAX)
-    repeats: int = Field(3, ge=1, le=100)
+    repeats: int = Field(3, ge=1, le=FID_REPEATS_MAX)
     ref: str | None = None
     batch: int = Field(64, ge=1, le=BATCH_MAX)
     every_kimg: float = Field(0.0, ge=0, le=KIMG_MAX, description="during training, FID of seeds 0..num-1 from the EMA every this many kimg and at the end; 0: never")

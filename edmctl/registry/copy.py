@@ -34,13 +34,19 @@ class CopyReport:
     artifact_rows: int = 0
 
 
-def registry_at(where: str, create: bool) -> Registry:
-    """The registry a `--to`/`--from` names: a database URL, or an edmctl home folder (its registry.db). An SQLite
-    registry's home is its file's folder (artifact paths in it are relative to that folder)."""
+def registry_at(where: str, create: bool, what: str = "--to/--from") -> Registry:
+    """The registry a `--to`/--from` (`what`) names: a database URL, or an edmctl home folder (its registry.db).
+    An SQLite registry's home is its file's folder (artifact paths in it are relative to that folder)."""
+    if not where.strip():
+        raise UserError(f"{what} is empty; give a database URL (postgresql+psycopg://user@host/db, "
+                        "sqlite:////path/registry.db) or an edmctl home folder.")
     if "://" not in where:
-        home = Path(where).expanduser().resolve()
+        try:
+            home = Path(where).expanduser().resolve()
+        except RuntimeError as e:  # ~user of no known user
+            raise UserError(f"{what} {where!r}: {e}") from None
         return Registry(home, url=f"sqlite:///{home / 'registry.db'}", create=create)
-    url = db.with_driver(where)
+    url = db.with_driver(where, what)
     sqlite_file = db.sqlite_path(url)
     return Registry(sqlite_file.parent if sqlite_file is not None else None, url=url, create=create)
 

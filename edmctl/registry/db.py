@@ -97,21 +97,25 @@ def database_url(home: Path | None = None, url: str | None = None) -> str:
     return f"sqlite:///{Path(home if home is not None else paths.home()).resolve() / 'registry.db'}"
 
 
-def check_supported(url: str) -> None:
-    """A database URL edmctl can write to (SQLite or PostgreSQL); UserError naming EDMCTL_DB_URL otherwise."""
+def check_supported(url: str, what: str = "EDMCTL_DB_URL") -> None:
+    """A database URL edmctl can write to (SQLite with a file, or PostgreSQL); UserError naming `what` (where the
+    URL came from) otherwise."""
     try:
         backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is not a SQLAlchemy URL, e.g. "
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+        raise UserError(f"database URL {url!r} ({what}) is not a SQLAlchemy URL, e.g. "
                         "postgresql://user@host/edmctl or sqlite:////path/registry.db.") from None
     if backend not in SUPPORTED_DATABASES:
-        raise UserError(f"database URL {url!r} (EDMCTL_DB_URL) is {backend}; the registry supports "
+        raise UserError(f"database URL {url!r} ({what}) is {backend}; the registry supports "
                         f"{' and '.join(SUPPORTED_DATABASES)}.")
+    if backend == "sqlite" and sqlite_path(url) is None:
+        raise UserError(f"database URL {url!r} ({what}) names no database file (an in-memory registry keeps "
+                        "nothing); use sqlite:////path/registry.db.")
 
 
-def with_driver(url: str) -> str:
+def with_driver(url: str, what: str = "EDMCTL_DB_URL") -> str:
     """A supported URL with its driver named: `postgresql://` means `postgresql+psycopg://` (`DEFAULT_DRIVERS`)."""
-    check_supported(url)
+    check_supported(url, what)
     parsed = make_url(url)
     driver = DEFAULT_DRIVERS.get(parsed.drivername)
     return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False) if driver else url
@@ -121,16 +125,20 @@ def shown(url: str) -> str:
     """A URL as messages show it: without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a `sqlite:///` URL, None for other databases (and in-memory SQLite)."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+    """The database file of an SQLite URL (`sqlite:///PATH`, also with a driver named), None for other databases
+    (and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         return None
-    return Path(url[len(prefix):].split("?", 1)[0])
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def engine_for(url: str) -> Engine:
@@ -154,7 +162,10 @@ def _create_engine(url: str) -> Engine:
             return create_engine(url, pool_pre_ping=True, pool_size=SERVER_POOL[0], max_overflow=SERVER_POOL[1])
         except ImportError as error:
             raise missing_driver(url, error) from None
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+    try:
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+    except ImportError as error:  # sqlite+<driver> of another driver
+        raise missing_driver(url, error) from None
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn, _record) -> None:

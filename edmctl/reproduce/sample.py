@@ -32,7 +32,10 @@ def reproduce_sample(record, run, registry) -> list[dict]:
     from edmctl.sampling import sample, write_samples
 
     artifact, path = _recorded_samples(record, registry)
-    original = _read_samples(path, record) if artifact is not None and path.exists() else None  # before any work
+    if artifact is None:
+        raise UserError(f"{record.label} recorded no samples.npz (a sweep's trials keep their metrics only), so there is "
+                        f"nothing to compare a reproduction with.")
+    original = _read_samples(path, record) if path.exists() else None  # before any work
     recipe = validate(record.recipe, f"{record.label}'s recorded recipe")
     model = load_model(record.extra["model"])
     # The same batch size too: BLAS rounding differs between batch sizes (~1e-14), and the check is bitwise.

@@ -94,14 +94,11 @@ class Slurm:
         return SlurmRequest(self.partition, self.time, tuple(self.slurm_option))
 
     def check(self, home) -> None:
-        """submitit installed, a registry every node can share, and a well-formed request; before anything is recorded."""
+        """submitit installed, a registry every node can share, a well-formed request and Slurm's commands; before
+        anything is recorded."""
         from edmctl import slurm
 
-        slurm.submitit()
-        slurm.check_shared_registry(home, self.allow_sqlite)
-        request = self.request()
-        request.minutes()
-        request.sbatch_options()
+        slurm.check_submission(home, self.request(), self.allow_sqlite)
 
     def run(self, sweep_id: int, settings: dict, home, on_outcome: Callable[[Outcome], None], owner: bool) -> list[Outcome]:
         from edmctl import slurm
@@ -182,7 +179,7 @@ def cancel_sweep(ref, home=None) -> tuple[int, list[str]]:
     from edmctl.errors import UserError
     from edmctl.registry import Registry
 
-    sweep = Registry(home).get(ref)
+    sweep = Registry(home).get(ref, kind="sweep")  # latest: the newest sweep, not a trial it ran
     if sweep.kind != "sweep":
         raise UserError(f"{sweep.label} is a {sweep.kind} run, not a sweep; `edmctl runs --kind sweep` lists the sweeps.")
     arrays = sweep.extra.get("slurm_arrays", [])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from edmctl.errors import UserError
-from edmctl.paths import save_figure
+from edmctl.paths import check_figure, save_figure
 
 SINGLE_RUN_PANELS = ("loss", "lr", "ema_beta", "images_per_s", "fid")  # beside the per-σ-bin losses: one run, no --metric
 T = TypeVar("T")
@@ -108,6 +108,10 @@ def plot_runs(registry, refs: list[str], path: Path | None = None, metric: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if path is not None:
+        check_figure(Path(path), "--out")
+    if metric is not None and not metric.strip():
+        raise UserError("--metric is empty; name a logged metric, e.g. loss (`edmctl show RUN` lists them).")
     records = [registry.get(ref, kind="train") for ref in refs]
     if metric is None and len(records) > 1:
         metric = "loss"

@@ -182,7 +182,11 @@ class Trainer:
         """Continue from a snapshot taken with the same number of processes."""
         if state["world_size"] != self.dist.world_size:
             raise UserError(f"the snapshot was taken with {state['world_size']} processes; resume with --nproc {state['world_size']}.")
-        self.net.load_state_dict(state["net"])
+        try:
+            self.net.load_state_dict(state["net"])
+        except RuntimeError:  # a --set of a network.* or data shape field: another network
+            raise UserError("the snapshot's weights do not fit the network this recipe builds; a resumed run keeps its "
+                            "network.* fields and data shape (resolution, channels, conditional): drop those --set.") from None
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.nimg, self.steps, self.stream.position = state["nimg"], state["step"], state["data_position"]

@@ -17,22 +17,32 @@ def grid_name(nimg: int) -> str:
     return f"grid-{nimg:09d}.png"
 
 
-def check_watching(recipe) -> None:
-    """What the recipe asks to watch can be had, before anything is recorded: TensorBoard is installed, FID's
-    reference statistics exist, clean-fid imports."""
-    from pathlib import Path
-
+def check_watching(recipe, img_shape: tuple[int, int, int]) -> None:
+    """What the recipe asks to watch can be had, before anything is recorded: TensorBoard is installed; FID's
+    reference statistics are readable and were made with `eval.detector` on images of `img_shape`."""
     if recipe.training.tensorboard:
         from edmctl.train.board import require_tensorboard
 
         require_tensorboard("training.tensorboard = true")
-    if recipe.eval.every_kimg > 0 and not Path(recipe.eval.ref).is_file():
-        raise UserError(f"eval.ref {recipe.eval.ref} is not a file; make the reference statistics with `edmctl fid ref "
-                        f"DATA --detector {recipe.eval.detector} --out {recipe.eval.ref}`.")
     if recipe.eval.every_kimg > 0:
-        from edmctl.fid.clean import clean_fid
+        check_fid_reference(recipe.eval, img_shape)
 
-        clean_fid()  # FID needs clean-fid, which needs a torchvision that loads
+
+def check_fid_reference(settings, img_shape: tuple[int, int, int]) -> None:
+    """`eval.ref` is statistics `eval.detector` can be compared with, for images of `img_shape` (loading the
+    detector also checks that clean-fid, and the torchvision it needs, import)."""
+    from pathlib import Path
+
+    from edmctl.fid.detectors import load_detector
+    from edmctl.fid.stats import check_compatible, load_stats
+
+    ref = Path(settings.ref)
+    if not ref.is_file():
+        raise UserError(f"eval.ref {ref} is not a file; make the reference statistics with `edmctl fid ref "
+                        f"DATA --detector {settings.detector} --out {ref}`.")
+    stats = load_stats(ref)
+    detector = load_detector(settings.detector, settings.protocol)
+    check_compatible(stats, ref, detector.describe(), detector.feature_dim(img_shape))
 
 
 class Recorder(Hooks):

@@ -58,8 +58,8 @@ def resume_point(ref: str) -> tuple[object, dict]:
 def prepare(recipe, dist: Dist, snapshot: dict | None = None, warn: Callable[[str], None] = print) -> Trainer:
     """Check what the recipe watches, open the data, warn about σ_data, build the trainer and restore
     `snapshot`; nothing is written."""
-    check_watching(recipe)
     dataset, warning = open_training_data(recipe)
+    check_watching(recipe, dataset.shape)
     if warning and dist.is_main:
         warn(warning)
     trainer = Trainer(recipe, dataset, dist)

@@ -67,8 +67,7 @@ class SlurmTraining:
         from edmctl.registry import Registry
 
         request = slurm.SlurmRequest(self.partition, self.time, tuple(self.slurm_option))
-        slurm.submitit()
-        slurm.check_shared_registry(home, self.allow_sqlite)
+        slurm.check_submission(home, request, self.allow_sqlite)
         registry = Registry(home, create=True)
         executor = slurm.slurm_executor(registry.home.resolve() / "slurm", request, nodes=self.nodes,
                                         ntasks_per_node=1, cpus_per_task=self.procs,

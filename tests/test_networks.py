@@ -11,7 +11,7 @@ import torch
 from edmctl.errors import UserError
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS, build_network, count_parameters
 from edmctl.networks.blocks import UNetBlock
-from edmctl.networks.layers import Linear
+from edmctl.networks.layers import Conv2d, Linear
 
 CIFAR10 = dict(img_resolution=32, in_channels=3, out_channels=3, augment_dim=9)
 IMAGENET64 = dict(img_resolution=64, in_channels=3, out_channels=3, label_dim=1000)
@@ -215,4 +215,23 @@ def test_in_place_residuals_give_the_out_of_place_outputs_and_gradients_bit_for_
         out = forward(x, emb)
         grads.append((out, *torch.autograd.grad(out.square().sum(), [x, emb, *block.parameters()])))
     assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_inference_on_channels_last_input_keeps_the_weight_copy_until_the_weight_changes():
+    """The kept channels-last W gives torch's own result bit for bit, and a changed W (in place, as Adam and
+    load_state_dict change it) is laid out again."""
+    torch.manual_seed(0)
+    conv = Conv2d(8, 16, kernel=3, init_bias=1)
+    x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+
+    def torchs_own():  # with autograd on, nothing is kept
+        return conv(x).detach()
+
+    for _ in range(2):
+        with torch.no_grad():
+            kept = conv(x), conv(x)
+        assert conv._channels_last is not None
+        assert torch.equal(kept[0], torchs_own()) and torch.equal(kept[1], torchs_own())
+        with torch.no_grad():
+            conv.weight.mul_(-0.5)
 

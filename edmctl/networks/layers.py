@@ -72,9 +72,10 @@ class Conv2d(torch.nn.Module):
         self.weight = torch.nn.Parameter(weight_init(shape, **fans, gain=init_weight)) if kernel else None
         self.bias = torch.nn.Parameter(weight_init([out_channels], **fans, gain=init_bias)) if kernel and bias else None
         self.register_buffer("resample_filter", resample_kernel(list(resample_filter)) if up or down else None)
+        self._channels_last = None  # (key, W laid out channels-last) for inference, see `_weight`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = None if self.weight is None else self.weight.to(x.dtype)
+        w = None if self.weight is None else self._weight(x)
         f = None if self.resample_filter is None else self.resample_filter.to(x.dtype)
         w_pad = 0 if w is None else w.shape[-1] // 2
         f_pad = 0 if f is None else (f.shape[-1] - 1) // 2
@@ -91,6 +92,18 @@ class Conv2d(torch.nn.Module):
         if self.bias is not None:
             x = x.add_(self.bias.to(x.dtype).reshape(1, -1, 1, 1))  # in place: a kernel's output is ours
         return x
+
+    def _weight(self, x: torch.Tensor) -> torch.Tensor:
+        """W in x's dtype. A convolution computes in x's memory layout and lays W out the same way on every call;
+        in inference on a channels-last x (attention leaves one) that copy is kept until W changes (its version
+        counter moves) instead: the same tensor torch would make, so the same bits, once per sampler run."""
+        w = self.weight.to(x.dtype)
+        if torch.is_grad_enabled() or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return w
+        key = (self.weight.data_ptr(), self.weight._version, x.dtype)
+        if self._channels_last is None or self._channels_last[0] != key:
+            self._channels_last = (key, w.contiguous(memory_format=torch.channels_last))
+        return self._channels_last[1]
 
     def _fused(self, x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, w_pad: int, f_pad: int) -> torch.Tensor:
         """Up: the transposed filter pads by f_pad − w_pad and the convolution by w_pad − f_pad (whichever is

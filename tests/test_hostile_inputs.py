@@ -289,6 +289,14 @@ CASES = [
     Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", SWEEP, env=NO_SLURM),
     Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", env=NO_SLURM),
     Case("sweep", ["sweep", "cancel", "latest"], "no sweep runs", home="sampled"),
+    *(Case("sweep", ["sweep", "{tmp}/s.toml", *dry], says, write("s.toml", text)) for dry in ([], ["--dry-run"]) for text, says in (
+        ('model = "ideal:digits?n=20"\nmetric = "bogus"\n[grid]\n"sampler.steps" = [2]\n', "metric = 'bogus'"),
+        ('model = "ideal:digits?n=20"\nseeds = ""\n[grid]\n"sampler.steps" = [2]\n', "seed"),
+        ('model = "bogus:x"\n[grid]\n"sampler.steps" = [2]\n', "bogus:x"),
+        ('model = "ideal:digits?n=20"\nseeds = "0-1"\nmetric = "fd"\n[set]\n"eval.detector" = "/nonexistent/missing.pt"\n'
+         '[grid]\n"sampler.steps" = [2]\n', "missing.pt"),
+        ('model = "ideal:digits?n=20"\ntrial = "fid"\n[set]\n"eval.detector" = "bogus"\n[grid]\n"sampler.steps" = [2]\n',
+         "Unknown detector 'bogus'"))),
     *(Case("runs", ["runs"], says, env={"EDMCTL_DB_URL": url}) for url, says in (
         ("sqlite://", "no database file"), ("sqlite:///:memory:", "no database file"),
         ("postgresql://me@db:port/edmctl", "not a SQLAlchemy URL"), ("postgresql://me@[::1/edmctl", "not a SQLAlchemy URL"),

@@ -300,7 +300,8 @@ CASES = [
     *(Case("runs", ["runs"], says, env={"EDMCTL_DB_URL": url}) for url, says in (
         ("sqlite://", "no database file"), ("sqlite:///:memory:", "no database file"),
         ("postgresql://me@db:port/edmctl", "not a SQLAlchemy URL"), ("postgresql://me@[::1/edmctl", "not a SQLAlchemy URL"),
-        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"))),
+        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"),
+        ("postgresql+nosuchdriver://me@db/edmctl", "driver 'nosuchdriver'"), ("sqlite+nosuchdriver:///{tmp}/r.db", "driver"))),
     *(Case("threads", ["recipe", "validate", "recipes/digits.toml"], "EDMCTL_THREADS", env={"EDMCTL_THREADS": value})
       for value in ("0", "1025", "nan", "1.5", "1_0", "١", "+2", "0x10", "²")),
     # -- reproduce, show, compare, runs ---------------------------------------------------------------------
@@ -331,6 +332,8 @@ CASES = [
     Case("runs", ["runs", "copy", "run1", "--from", "sqlite:///"], "no database file", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--to", "postgresql+psycopg://me@[::1/db"], "not a SQLAlchemy URL", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--to", "ftp://host/db"], "(--to) is ftp", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "postgresql+pg8000://me@db/edmctl"], "pg8000://me@db/edmctl: its Python driver",
+         home="sampled", env={"EDMCTL_DB_URL": ""}),
     Case("runs", ["runs", "copy", "run1", "--to", "~no-such-user-here/x"], "--to", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--from", "{tmp}/elsewhere"], "elsewhere"),
     Case("runs", ["runs", "copy", "run9", "--to", "{tmp}/elsewhere"], "run9", home="sampled"),

@@ -210,6 +210,13 @@ CASES = [
     Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "ref.npz",
          both(DIGIT_IMAGES, write("ref.npz", "garbage"))),
     Case("fid", ["fid", "{tmp}/imgs", "--ref", f"{{tmp}}/{LONG}.npz", "--detector", "pixels"], "too long", DIGIT_IMAGES),
+    *(Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], says,
+           both(DIGIT_IMAGES, lambda tmp, data=data: (tmp / "ref.npz").write_bytes(data)))
+      for data, says in ((b"", "not a readable"), (b"PK\x03\x04cut", "not a readable"),
+                         (b"garbage", "not an .npz archive"))),
+    *(Case(command, argv, "not a readable", lambda tmp: (tmp / "x.npz").write_bytes(b"")) for command, argv in (
+        ("sample", ["sample", "--model", "ideal:{tmp}/x.npz"]), ("dataset", ["dataset", "{tmp}/x.npz", "{tmp}/out.zip"]),
+        ("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/x.npz'"]))),
     Case("fid", ["fid", "{tmp}/[/x]", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "[/x]", GOOD_REF),
     Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", f"{{tmp}}/{LONG}.pt"], "too long", both(DIGIT_IMAGES, GOOD_REF)),
     Case("fid", ["fid", "run1", "--num", "5", "--set", "eval.num=3", "--ref", "{tmp}/ref.npz"], "--num and --set eval.num", GOOD_REF, "trained"),
@@ -308,6 +315,8 @@ CASES = [
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz"), "sampled"),
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz", b""), "sampled"),
     Case("reproduce", ["reproduce", "[/x]"], "[/x]"),
+    Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "5", "--reference",
+                   "run1", "--out", "{tmp}/steps.toml"], "not an .npz archive", corrupt("run1/samples.npz"), "sampled"),
     Case("show", ["show", "[/x]"], "[/x]"),
     Case("show", ["show", "[file, class]"], "[file, class]"),
     Case("compare", ["compare", "run1", "[/x]"], "[/x]", home="sampled"),

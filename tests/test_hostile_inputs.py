@@ -344,6 +344,8 @@ CASES = [
     Case("runs", ["runs", "copy", "run1", "--to", "postgresql+pg8000://me@db/edmctl"], "pg8000://me@db/edmctl: its Python driver",
          home="sampled", env={"EDMCTL_DB_URL": ""}),
     Case("runs", ["runs", "copy", "run1", "--to", "~no-such-user-here/x"], "--to", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "{tmp}/a\x00b"], "--to", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--from", "sqlite:///{tmp}/a\x00b"], "--from", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--from", "{tmp}/elsewhere"], "elsewhere"),
     Case("runs", ["runs", "copy", "run9", "--to", "{tmp}/elsewhere"], "run9", home="sampled"),
     # -- demo, ablate --------------------------------------------------------------------------------------

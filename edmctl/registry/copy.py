@@ -43,7 +43,7 @@ def registry_at(where: str, create: bool, what: str = "--to/--from") -> Registry
     if "://" not in where:
         try:
             home = Path(where).expanduser().resolve()
-        except RuntimeError as e:  # ~user of no known user
+        except (RuntimeError, ValueError) as e:  # ~user of no known user; a NUL byte
             raise UserError(f"{what} {where!r}: {e}") from None
         return Registry(home, url=f"sqlite:///{home / 'registry.db'}", create=create)
     url = db.with_driver(where, what)

@@ -111,9 +111,11 @@ def check_supported(url: str, what: str = "EDMCTL_DB_URL") -> None:
     """A database URL edmctl can write to (SQLite with a file, or PostgreSQL); UserError naming `what` (where the
     URL came from) otherwise."""
     try:
+        if "\x00" in url:
+            raise ValueError("a NUL byte")
         parsed = make_url(url)
         backend = parsed.get_backend_name()
-    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number, a NUL byte
         raise UserError(f"database URL {url!r} ({what}) is not a SQLAlchemy URL, e.g. "
                         "postgresql://user@host/edmctl or sqlite:////path/registry.db.") from None
     if backend not in SUPPORTED_DATABASES:

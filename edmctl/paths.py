@@ -205,6 +205,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def read_npz(path: Path, what: str) -> dict:
+    """Every array of an .npz, read at once without pickles; a file that is not one (text, empty, truncated, a
+    pickle) is a UserError naming `what` and `path`. (numpy takes any file that is neither .npz nor .npy for a
+    pickle, and says so with advice to load it unsafely: edmctl never does.)"""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+        reason = "not an .npz archive" if "pickle" in str(e) or isinstance(e, AttributeError) else str(e) or type(e).__name__
+        raise UserError(f"{what} {path} is not a readable npz ({reason}).") from None
+
+
 def not_here(path: Path) -> str:
     """Why a recorded file is missing, for a message: the registry may be shared by nodes that do not all mount
     the filesystem the run wrote to."""

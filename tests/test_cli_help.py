@@ -9,7 +9,7 @@ import typer
 
 from edmctl.cli.main import app, main
 from edmctl.design.solvers import SOLVERS
-from edmctl.registry.environment import find_repo, git_state
+from edmctl.gitstate import find_repo, git_state
 
 
 def help_of(argv: list[str], capsys) -> str:

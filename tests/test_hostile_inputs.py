@@ -210,6 +210,13 @@ CASES = [
     Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "ref.npz",
          both(DIGIT_IMAGES, write("ref.npz", "garbage"))),
     Case("fid", ["fid", "{tmp}/imgs", "--ref", f"{{tmp}}/{LONG}.npz", "--detector", "pixels"], "too long", DIGIT_IMAGES),
+    *(Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], says,
+           both(DIGIT_IMAGES, lambda tmp, data=data: (tmp / "ref.npz").write_bytes(data)))
+      for data, says in ((b"", "not a readable"), (b"PK\x03\x04cut", "not a readable"),
+                         (b"garbage", "not an .npz archive"))),
+    *(Case(command, argv, "not a readable", lambda tmp: (tmp / "x.npz").write_bytes(b"")) for command, argv in (
+        ("sample", ["sample", "--model", "ideal:{tmp}/x.npz"]), ("dataset", ["dataset", "{tmp}/x.npz", "{tmp}/out.zip"]),
+        ("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/x.npz'"]))),
     Case("fid", ["fid", "{tmp}/[/x]", "--ref", "{tmp}/ref.npz", "--detector", "pixels"], "[/x]", GOOD_REF),
     Case("fid", ["fid", "{tmp}/imgs", "--ref", "{tmp}/ref.npz", "--detector", f"{{tmp}}/{LONG}.pt"], "too long", both(DIGIT_IMAGES, GOOD_REF)),
     Case("fid", ["fid", "run1", "--num", "5", "--set", "eval.num=3", "--ref", "{tmp}/ref.npz"], "--num and --set eval.num", GOOD_REF, "trained"),
@@ -262,6 +269,9 @@ CASES = [
     Case("train", ["train", f"{{tmp}}/{LONG}.toml"], "too long"),
     Case("train", ["train", "--resume", "run1", "--set", "training.lr=inf"], "training.lr", home="trained"),
     Case("train", ["train", "--resume", "run1", "--set", "network.model_channels=16"], "network.*", home="trained"),
+    Case("train", ["train", "--resume", "run1"], "run1 is a sample run", home="sampled"),
+    Case("train", ["train", "--resume", "run2"], "run2 is a fid run", GOOD_REF, "trained_measured"),
+    Case("fid", ["fid", "run2", "--ref", "{tmp}/ref.npz"], "run2 is a fid run", GOOD_REF, "trained_measured"),
     Case("train", ["train", "--resume", "run1", "--set", "data.conditional=true"], "network.*", home="trained"),
     Case("train", ["train", "recipes/digits.toml", "--set", "data.source='{tmp}/empty.npz'"], "empty.npz",
          npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
@@ -286,16 +296,27 @@ CASES = [
     Case("sweep", ["sweep", "{tmp}/sweep.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", SWEEP, env=NO_SLURM),
     Case("train", ["train", "recipes/digits.toml", "--executor", "slurm", "--allow-sqlite"], "sbatch", env=NO_SLURM),
     Case("sweep", ["sweep", "cancel", "latest"], "no sweep runs", home="sampled"),
+    *(Case("sweep", ["sweep", "{tmp}/s.toml", *dry], says, write("s.toml", text)) for dry in ([], ["--dry-run"]) for text, says in (
+        ('model = "ideal:digits?n=20"\nmetric = "bogus"\n[grid]\n"sampler.steps" = [2]\n', "metric = 'bogus'"),
+        ('model = "ideal:digits?n=20"\nseeds = ""\n[grid]\n"sampler.steps" = [2]\n', "seed"),
+        ('model = "bogus:x"\n[grid]\n"sampler.steps" = [2]\n', "bogus:x"),
+        ('model = "ideal:digits?n=20"\nseeds = "0-1"\nmetric = "fd"\n[set]\n"eval.detector" = "/nonexistent/missing.pt"\n'
+         '[grid]\n"sampler.steps" = [2]\n', "missing.pt"),
+        ('model = "ideal:digits?n=20"\ntrial = "fid"\n[set]\n"eval.detector" = "bogus"\n[grid]\n"sampler.steps" = [2]\n',
+         "Unknown detector 'bogus'"))),
     *(Case("runs", ["runs"], says, env={"EDMCTL_DB_URL": url}) for url, says in (
         ("sqlite://", "no database file"), ("sqlite:///:memory:", "no database file"),
         ("postgresql://me@db:port/edmctl", "not a SQLAlchemy URL"), ("postgresql://me@[::1/edmctl", "not a SQLAlchemy URL"),
-        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"))),
+        ("sqlite+pysqlcipher:///{tmp}/r.db", "driver"), ("mysql://me@db/edmctl", "is mysql"),
+        ("postgresql+nosuchdriver://me@db/edmctl", "driver 'nosuchdriver'"), ("sqlite+nosuchdriver:///{tmp}/r.db", "driver"))),
     *(Case("threads", ["recipe", "validate", "recipes/digits.toml"], "EDMCTL_THREADS", env={"EDMCTL_THREADS": value})
       for value in ("0", "1025", "nan", "1.5", "1_0", "١", "+2", "0x10", "²")),
     # -- reproduce, show, compare, runs ---------------------------------------------------------------------
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz"), "sampled"),
     Case("reproduce", ["reproduce", "run1"], "samples.npz", corrupt("run1/samples.npz", b""), "sampled"),
     Case("reproduce", ["reproduce", "[/x]"], "[/x]"),
+    Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "5", "--reference",
+                   "run1", "--out", "{tmp}/steps.toml"], "not an .npz archive", corrupt("run1/samples.npz"), "sampled"),
     Case("show", ["show", "[/x]"], "[/x]"),
     Case("show", ["show", "[file, class]"], "[file, class]"),
     Case("compare", ["compare", "run1", "[/x]"], "[/x]", home="sampled"),
@@ -320,6 +341,8 @@ CASES = [
     Case("runs", ["runs", "copy", "run1", "--from", "sqlite:///"], "no database file", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--to", "postgresql+psycopg://me@[::1/db"], "not a SQLAlchemy URL", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--to", "ftp://host/db"], "(--to) is ftp", home="sampled"),
+    Case("runs", ["runs", "copy", "run1", "--to", "postgresql+pg8000://me@db/edmctl"], "pg8000://me@db/edmctl: its Python driver",
+         home="sampled", env={"EDMCTL_DB_URL": ""}),
     Case("runs", ["runs", "copy", "run1", "--to", "~no-such-user-here/x"], "--to", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--from", "{tmp}/elsewhere"], "elsewhere"),
     Case("runs", ["runs", "copy", "run9", "--to", "{tmp}/elsewhere"], "run9", home="sampled"),
@@ -345,7 +368,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory):
-    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run);
+    """Registries to start from: `sampled` (run1 samples ideal:digits?n=20), `trained` (run1 a 128-image training run),
+    `trained_measured` (that, and run2 its FD in pixels);
     and one EDMCTL_CACHE for the module (the digits are cached there on first use), outside every case's folder."""
     patch = pytest.MonkeyPatch()
     made = {"cache": tmp_path_factory.mktemp("cache")}
@@ -357,6 +381,12 @@ def homes(tmp_path_factory):
         patch.setenv("EDMCTL_HOME", str(home))
         assert main(argv) == 0
         made[name] = home
+    made["trained_measured"] = tmp_path_factory.mktemp("trained_measured") / "home"  # run2: a fid run of run1
+    shutil.copytree(made["trained"], made["trained_measured"])
+    patch.setenv("EDMCTL_HOME", str(made["trained_measured"]))
+    GOOD_REF(made["trained_measured"].parent)
+    assert main(["fid", "run1", "--ref", str(made["trained_measured"].parent / "ref.npz"), "--detector", "pixels",
+                 "--num", "2", "--repeats", "1", "--steps", "2"]) == 0
     patch.undo()
     return made
 
@@ -447,6 +477,43 @@ def test_a_run_measured_against_statistics_without_kid_features_logs_no_kid(tmp_
     assert measured.kind == "fid" and "fid" in metrics and "kid" not in metrics
 
 
+WATCHED = ["--set", "training.duration_kimg=0.128", "--set", "network.model_channels=8", "--set", "sampler.steps=2"]
+
+
+def test_a_fid_during_training_that_turns_nan_fails_the_training_run(tmp_path, homes, monkeypatch, capsys):
+    import edmctl.fid.pipeline
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    GOOD_REF(tmp_path)
+    monkeypatch.setattr(edmctl.fid.pipeline, "frechet_distance", lambda a, b: float("nan"))
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), *WATCHED, "--set", "eval.every_kimg=0.064", "--set",
+                 f"eval.ref='{tmp_path / 'ref.npz'}'", "--set", "eval.detector='pixels'", "--set", "eval.num=8"]) == 1
+    assert "the Fréchet distance came out nan" in capsys.readouterr().err
+    assert latest_run(tmp_path / "home").status == "failed"
+
+
+def test_a_training_grid_that_turns_nan_fails_the_training_run(tmp_path, homes, monkeypatch, capsys):
+    from edmctl.train.loop import Trainer
+
+    ema_denoiser = Trainer.ema_denoiser
+
+    def diverged(self):
+        denoiser = ema_denoiser(self)
+        forward = denoiser.forward
+        denoiser.forward = lambda *args, **kwargs: forward(*args, **kwargs) * float("nan")
+        return denoiser
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDMCTL_CACHE", str(homes["cache"]))
+    monkeypatch.setattr(Trainer, "ema_denoiser", diverged)
+    assert main(["train", str(REPO / "recipes" / "digits.toml"), *WATCHED, "--set", "training.grid_kimg=0.064",
+                 "--set", "training.grid_seeds=4"]) == 1
+    assert "seed 0 turned non-finite" in capsys.readouterr().err
+    run = latest_run(tmp_path / "home")
+    assert run.status == "failed" and not list((tmp_path / "home" / run.label).glob("grid-*.png"))
+
+
 def test_a_frechet_distance_that_is_not_finite_fails_the_fid_run(tmp_path, monkeypatch, capsys):
     import edmctl.fid.pipeline
 
@@ -481,6 +548,12 @@ def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     assert main([*argv, "--force"]) == 0
     assert {p.name for p in (tmp_path / "imgs").iterdir()} == {"img0.png", "img1.png", "img2.png", "000000.png",
                                                                 "grid.png", "samples.npz"}
+
+
+def test_sample_takes_latest_as_every_run_reference_does(tmp_path, homes, monkeypatch, capsys):
+    code = run_case(Case("sample", ["sample", "--model", "latest", "--seeds", "0", "--steps", "2"], "", home="trained"),
+                    tmp_path, homes, monkeypatch)
+    assert code == 0 and "model run:1" in capsys.readouterr().out
 
 
 def test_an_sqlite_url_that_names_its_driver_is_a_file_registry(tmp_path, monkeypatch):

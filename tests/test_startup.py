@@ -59,7 +59,7 @@ def modules_after(argv: list[str]) -> set[str]:
     return set(modules)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["sample", "--help"], ["runs", "--help"], ["sweep", "show", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["sample", "--help"], ["runs", "--help"], ["sweep", "show", "--help"]])
 def test_help_imports_neither_rich_nor_torch_nor_the_registry(argv):
     loaded = modules_after(argv)
     assert "typer" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -37,7 +37,7 @@ def version_text() -> str:
     from importlib.metadata import PackageNotFoundError, version
     from pathlib import Path
 
-    from edmctl.registry.environment import find_repo, git_state
+    from edmctl.gitstate import find_repo, git_state
 
     try:
         text = f"edmctl {version('edmctl')}"

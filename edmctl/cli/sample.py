@@ -48,8 +48,8 @@ def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
         err.print(f"model: {record.label}{f' ({record.name})' if record.name else ''}, the newest finished {record.kind} "
                   f"run outside sweeps and ablations; --model chooses another", highlight=False)
         return f"run:{record.id}", record.id
-    if model.startswith("run") and model[3:].isdigit():
-        model = f"run:{model[3:]}"  # --model run12: a training or import run
+    if model == "latest" or (model.startswith("run") and model[3:].isdigit()):
+        model = f"run:{model.removeprefix('run')}"  # --model run12 or latest: a training or import run
     if Path(model).suffix.lower() == ".pkl":
         from edmctl.pretrained import import_once
 
@@ -62,7 +62,7 @@ def resolve_model_spec(model: str | None) -> tuple[str, int | None]:
 
 
 def sample(
-    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID (training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ideal:digits, ideal:digits?std=0.2&n=200, ideal:PATH.npz[?std=S], run:ID, runN or latest (a training or import run), or an NVlabs network PATH.pkl; default: the newest finished training or import run outside sweeps and ablations.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds in NVlabs syntax, e.g. 0-63 or 1,2,5-10; one image per seed.")] = "0-63",
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (the images do not depend on it).")] = 64,
     solver: sampler_flag("--solver", "ODE solver", str) = None,

@@ -36,9 +36,9 @@ def steps_for_nfe(sampler, nfe: int):
 
 def reference_from_run(ref: str, model_spec: str):
     """(seeds, samples) of a recorded sample run of the same model: the converged solve to fit the steps to."""
-    import numpy as np
     import torch
 
+    from edmctl.paths import read_npz
     from edmctl.registry import Registry
 
     registry = Registry()
@@ -49,8 +49,10 @@ def reference_from_run(ref: str, model_spec: str):
     path = next((registry.artifact_path(a) for a in registry.artifacts(record.id) if a.kind == "samples"), None)
     if path is None or not path.exists():
         raise UserError(f"--reference {ref}: {record.label} has no samples.npz; sample it again with `edmctl sample`.")
-    with np.load(path, allow_pickle=False) as npz:
-        return [int(s) for s in npz["seeds"]], torch.from_numpy(npz["samples"])
+    arrays = read_npz(path, f"--reference {ref}: {record.label}'s")
+    if "seeds" not in arrays or "samples" not in arrays:
+        raise UserError(f"--reference {ref}: {path} lacks `seeds` and `samples`; sample it again with `edmctl sample`.")
+    return [int(s) for s in arrays["seeds"]], torch.from_numpy(arrays["samples"])
 
 
 def recipe_text(sampler, search, spec: str, reference: str, run_id: int) -> str:

@@ -91,6 +91,7 @@ def run(
     from edmctl.sweep import read_sweep, run_sweep, sweep_results
     from edmctl.sweep.executors import EXECUTORS
     from edmctl.sweep.expand import MAX_TRIALS, check_count, iter_trials
+    from edmctl.sweep.runner import check_inputs
 
     given = executor_options(executor, {name: cls.OPTIONS for name, cls in EXECUTORS.items()}, {
         "jobs": jobs, "partition": partition, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
@@ -101,8 +102,9 @@ def run(
     if dry_run:
         duplicates = []
         with validation_progress(check_count(spec, cap)) as progress:
-            rows = [{"index": t.index, "axes": t.axes, "recipe_hash": t.recipe.hash()}
-                    for t in iter_trials(spec, cap, progress, duplicates.append)]
+            trials = list(iter_trials(spec, cap, progress, duplicates.append))
+        check_inputs(spec, trials)  # what a run checks before recording anything
+        rows = [{"index": t.index, "axes": t.axes, "recipe_hash": t.recipe.hash()} for t in trials]
         doc = {"sweep": str(sweep_file), "trial": spec.trial, "metric": spec.metric, "count": len(rows), "trials": rows,
                "duplicates": [{"axes": d.axes, "same_as": d.kept.index} for d in duplicates]}
         emit(doc, as_json, lambda: _render_dry_run(spec, rows, limit))

@@ -66,8 +66,8 @@ def open_npz(path: Path, request: Request) -> ArrayDataset:
                 raise UserError(f"{where} has no `images` array (found: {', '.join(arrays.files) or 'nothing'}).")
             images = arrays["images"]
             labels = _labels(arrays, len(images), where)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise UserError(f"{where} is not a readable .npz file ({e}).") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{where} is not a readable .npz file ({e or type(e).__name__}).") from None
     images = _to_nchw(images, where)
     if images.shape[2] == 0:
         raise UserError(f"{where}: images of shape {images.shape} have no pixels.")

@@ -101,11 +101,7 @@ def load_stats(path: str | Path) -> Stats:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Reference statistics file {path} does not exist; make one with `edmctl fid ref DATA --out {path}`.")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise UserError(f"Reference statistics file {path} is not a readable npz ({e}).") from None
+    data = paths.read_npz(path, "Reference statistics file")
     if "mu" not in data or "sigma" not in data:
         raise UserError(f"Reference statistics file {path} lacks the keys 'mu' and 'sigma' (it has {sorted(data)}).")
     mu, sigma = _real(data, "mu", path), _real(data, "sigma", path)

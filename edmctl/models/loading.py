@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from edmctl.errors import UserError
+from edmctl.paths import read_npz
 from edmctl.models.mixture import GaussianMixtureDenoiser
 from edmctl.recipe.schema import SIGMA_HI
 
@@ -69,11 +70,7 @@ def read_mixture_npz(path: Path) -> tuple[np.ndarray, float]:
     """`images` (N, C, H, W) in [-1, 1] and `std` (default 0) from an npz; every defect is a UserError."""
     if not path.is_file():
         raise UserError(f"model file {str(path)!r} does not exist; pass ideal:PATH.npz with an existing npz or ideal:digits.")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files if key in ("images", "std")}
-    except (OSError, ValueError) as e:
-        raise UserError(f"model file {str(path)!r} is not a readable npz ({e}).") from None
+    arrays = {key: value for key, value in read_npz(path, "model file").items() if key in ("images", "std")}
     if "images" not in arrays:
         raise UserError(f"model file {str(path)!r} has no `images` array; it needs `images` (N, C, H, W) in [-1, 1].")
     images = arrays["images"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from edmctl import paths
 from edmctl.errors import UserError
@@ -59,10 +59,20 @@ PROBLEMS = {
 DAMAGED_ADVICE = "; restore it from a backup (registry.db.v*.bak) or move it away to start an empty registry."
 
 
+def from_environment(url: str) -> str:
+    """` (EDMCTL_DB_URL)` when `url` is the one that variable gives, for messages; "" for a URL given otherwise
+    (`runs copy --to URL`)."""
+    given = os.environ.get("EDMCTL_DB_URL")
+    try:
+        return " (EDMCTL_DB_URL)" if given and with_driver(given) == url else ""
+    except UserError:
+        return ""
+
+
 def explain(error: Exception, url: str) -> RegistryUnavailable:
     """One sentence for a database error the user must fix (damaged file, folder, read-only, full disk, server)."""
     path = sqlite_path(url)
-    where = f"the registry database {path}" if path else f"the registry database {shown(url)} (EDMCTL_DB_URL)"
+    where = f"the registry database {path}" if path else f"the registry database {shown(url)}{from_environment(url)}"
     text = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if path is not None and path.is_dir():
         return RegistryUnavailable(f"{where[0].upper()}{where[1:]} is a folder, not a database file; move it away (or set EDMCTL_HOME elsewhere).")
@@ -101,13 +111,19 @@ def check_supported(url: str, what: str = "EDMCTL_DB_URL") -> None:
     """A database URL edmctl can write to (SQLite with a file, or PostgreSQL); UserError naming `what` (where the
     URL came from) otherwise."""
     try:
-        backend = make_url(url).get_backend_name()
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
     except (ArgumentError, ValueError):  # ValueError: a port that is no number
         raise UserError(f"database URL {url!r} ({what}) is not a SQLAlchemy URL, e.g. "
                         "postgresql://user@host/edmctl or sqlite:////path/registry.db.") from None
     if backend not in SUPPORTED_DATABASES:
         raise UserError(f"database URL {url!r} ({what}) is {backend}; the registry supports "
                         f"{' and '.join(SUPPORTED_DATABASES)}.")
+    try:
+        parsed.get_dialect()  # the dialect class only: the driver itself is imported when connecting
+    except NoSuchModuleError:
+        raise UserError(f"database URL {url!r} ({what}) names the driver {parsed.get_driver_name()!r}, which SQLAlchemy "
+                        f"does not know; leave it out ({backend}://...) for the default.") from None
     if backend == "sqlite" and sqlite_path(url) is None:
         raise UserError(f"database URL {url!r} ({what}) names no database file (an in-memory registry keeps "
                         "nothing); use sqlite:////path/registry.db.")
@@ -190,8 +206,9 @@ def missing_driver(url: str, error: ImportError) -> RegistryUnavailable:
     default = f"{backend}+{DEFAULT_DRIVERS.get(backend)}"
     install = (f"pip install 'edmctl[{extra}]'" if extra and parsed.drivername == default
                else f"pip install the {parsed.get_driver_name()} package")
-    return RegistryUnavailable(f"EDMCTL_DB_URL names a {backend} database but its Python driver is not installed "
-                               f"({error}); install it ({install}) or unset EDMCTL_DB_URL.")
+    named = from_environment(url)
+    return RegistryUnavailable(f"{backend} database {shown(url)}{named}: its Python driver is not installed "
+                               f"({error}); install it ({install}){' or unset EDMCTL_DB_URL' if named else ''}.")
 
 
 def is_locked(error: OperationalError) -> bool:

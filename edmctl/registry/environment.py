@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from edmctl import allocator, threads
+from edmctl.gitstate import find_repo, git_state
 
-GIT_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -118,29 +117,3 @@ def _add_git(env: Environment) -> None:
         env.columns.update(git_commit=commit, git_dirty=bool(diff))
         if diff:
             env.files["git.diff"] = diff
-
-
-def find_repo(start: Path) -> Path | None:
-    """The nearest folder at or above `start` holding `.git` (a folder, or a file for worktrees/submodules)."""
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
-
-
-def git_state(repo: Path) -> tuple[str | None, bytes]:
-    """(HEAD commit, diff of tracked files against HEAD); (None, b"") when git fails or times out."""
-    head = _git(repo, "rev-parse", "HEAD")
-    if head is None:
-        return None, b""
-    diff = _git(repo, "diff", "HEAD", "--binary") or b""
-    return head.decode().strip(), diff
-
-
-def _git(repo: Path, *args: str) -> bytes | None:
-    try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=GIT_TIMEOUT_S,
-                                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout if result.returncode == 0 else None

@@ -78,14 +78,19 @@ def _seeds(spec: SweepSpec) -> list[int]:
     return parse_seeds(spec.seeds) if spec.trial == "sample" else []
 
 
-def check_inputs(spec: SweepSpec) -> None:
-    """Seeds, model and metric are bad input (UserError) before anything is recorded, not a failure of every trial."""
-    from edmctl.sweep.trials import check_metric, model_of
+def check_inputs(spec: SweepSpec, trials: list[Trial]) -> None:
+    """Seeds, model, metric and the FD detectors of `trials` are bad input (UserError) before anything is
+    recorded, not a failure of every trial."""
+    from edmctl.fid.detectors import load_detector
+    from edmctl.sweep.trials import check_metric, measures_fd, model_of
 
     _seeds(spec)
     if spec.trial in ("sample", "fid"):
         model_of(spec.settings())
     check_metric(spec.settings())
+    if measures_fd(spec.settings()):
+        for detector, protocol in dict.fromkeys((t.recipe.eval.detector, t.recipe.eval.protocol) for t in trials):
+            load_detector(detector, protocol)  # a detector that is missing (or cannot be fetched) fails no trial
 
 
 def plan_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS,
@@ -109,7 +114,7 @@ def run_sweep(spec: SweepSpec, home=None, jobs: int | None = None,
     executor = executor or Local(jobs)
     duplicates: list[Duplicate] = []
     trials = plan_sweep(spec, max_trials, on_progress, duplicates)
-    check_inputs(spec)
+    check_inputs(spec, trials)
     executor.check(home)
     plan = queue_trials(spec, trials, home)
     plan.duplicates = duplicates

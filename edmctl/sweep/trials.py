@@ -109,14 +109,23 @@ def sample_trial(recipe, run, settings: dict, device="cpu") -> dict[str, float]:
     from edmctl.sampling import sample
 
     model, seeds = model_of(settings), parse_seed_list(settings)
-    metric = settings.get("metric") or default_metric("sample", settings["model"])
-    if metric not in SAMPLE_METRICS:  # sorted by nfe or seconds: measure the model's default metric too
-        metric = default_metric("sample", settings["model"])
+    metric = measured_sample_metric(settings)
     check_metric({**settings, "trial": "sample", "metric": metric})
     result = sample(model, recipe.sampler, seeds, settings.get("batch", 256), device=device)
     run.update(model=settings["model"], nfe=result.nfe, num_images=len(seeds))
     return {**SAMPLE_METRICS[metric](model, result.samples, recipe, settings, seeds, device),
             "nfe": result.nfe, "seconds": result.seconds}
+
+
+def measured_sample_metric(settings: dict) -> str:
+    """What a sample trial measures: the sweep's metric, or when it sorts by nfe or seconds the model's default."""
+    metric = settings.get("metric") or default_metric("sample", settings["model"])
+    return metric if metric in SAMPLE_METRICS else default_metric("sample", settings["model"])
+
+
+def measures_fd(settings: dict) -> bool:
+    """Whether the trials measure a Fréchet distance, with each trial recipe's `eval.detector`."""
+    return settings["trial"] in ("fid", "train+fid") or (settings["trial"] == "sample" and measured_sample_metric(settings) == "fd")
 
 
 def sampler_errors_of(model, samples, recipe, settings: dict, seeds: list[int], device="cpu") -> dict[str, float]:

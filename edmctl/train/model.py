@@ -19,6 +19,9 @@ def training_recipe(ref: str | int, overrides: list[str] | None = None):
     from edmctl.recipe.load import apply_overrides, validate
 
     _, record = training_record(ref)
+    if record.kind not in ("train", "import"):  # a sweep, sample or fid run records another kind of recipe
+        raise UserError(f"{record.label} is a {record.kind} run, not a training or import run; pass a run listed by "
+                        f"`edmctl runs --kind train`.")
     raw = dict(record.recipe)
     origin = apply_overrides(raw, list(overrides or []))
     return validate(raw, f"the recipe of {record.label}", origin)

@@ -10,13 +10,6 @@ from edmctl.cli.main import main
 from edmctl.registry import Registry, db, open_run
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def _recorded(home) -> None:
     with open_run(kind="train", recipe={"sampler": {"s_tmax": float("inf")}}, home=home) as run:
         run.log_metrics({"loss": 0.5})

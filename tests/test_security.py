@@ -17,13 +17,6 @@ from edmctl.registry import Registry, open_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def test_a_planted_link_at_the_old_predictable_temporary_name_is_not_followed(tmp_path, capsys):
     """`fid ref --out` used `.{name}.tmp{pid}`, opened without O_EXCL: a link there overwrote its target."""
     victim = tmp_path / "victim.txt"

@@ -18,13 +18,6 @@ from edmctl.sweep import plan_sweep, read_sweep, run_sweep, sweep_results
 MODEL = "ideal:digits?std=0.2&n=50"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def write_sweep(tmp_path, body: str, name: str = "sweep.toml") -> Path:
     """A sweep over an inline base recipe (training.batch = 96 marks it) on the small mixture model."""
     path = tmp_path / name

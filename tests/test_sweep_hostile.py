@@ -14,13 +14,6 @@ from edmctl.sweep.expand import count_trials, iter_trials
 MODEL = "ideal:digits?std=0.2&n=50"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def sweep_file(tmp_path, body: str, head: str = f'model = "{MODEL}"\nseeds = "0-3"\n'):
     path = tmp_path / "sweep.toml"
     path.write_text(head + body)

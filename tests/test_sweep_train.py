@@ -3,7 +3,6 @@
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from edmctl.fid import load_detector, load_stats
@@ -26,13 +25,6 @@ TINY = """
 "eval.num" = 24
 "eval.batch" = 24
 """
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDMCTL_DB_URL", raising=False)
-    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "runs"))
-    return tmp_path / "runs"
 
 
 def write_sweep(tmp_path, trial: str) -> Path:

@@ -57,6 +57,7 @@ def _print_version(given: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
                                           help="Print the version (and git commit) and exit.")] = False,
     threads_: Annotated[int | None, typer.Option(
@@ -65,7 +66,10 @@ def root(
              f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
 ) -> None:
     """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
-    threads.use(threads.requested(threads_))
+    ctx.meta[THREADS] = threads_  # applied when a command runs (`_as_command`): a bad EDMCTL_THREADS spoils no --help
+
+
+THREADS = "edmctl.threads"  # the --threads option, in the context's meta (shared by every subcommand's context)
 
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
@@ -117,11 +121,16 @@ def as_commands(command) -> None:
 
 
 def _as_command(callback):
-    """`callback` run as a command: Ctrl-C raises `Interrupted` (typer would turn it into a silent exit 130) —
-    commands that keep partial work say what, and how to resume, themselves (`edmctl.cli.common.on_interrupt`)."""
+    """`callback` run as a command: the command that does the work (not a group passing on to a subcommand) first
+    applies the thread count (--threads, else EDMCTL_THREADS: a bad value is a UserError only here, so every --help
+    works); Ctrl-C raises `Interrupted` (typer would turn it into a silent exit 130) — commands that keep partial
+    work say what, and how to resume, themselves (`edmctl.cli.common.on_interrupt`)."""
 
     @functools.wraps(callback)
     def run(*args, **kwargs) -> None:  # a command's return value is no exit code (`main` reads None as 0)
+        ctx = usage.get_current_context()
+        if ctx.invoked_subcommand is None:
+            threads.use(threads.requested(ctx.meta.get(THREADS)))
         try:
             callback(*args, **kwargs)
         except KeyboardInterrupt:

@@ -12,8 +12,9 @@ import importlib
 
 import typer
 
-# click's exceptions: click's own module, or typer's copy of click (typer >= 0.26)
+# click's exceptions and current context: click's own modules, or typer's copy of click (typer >= 0.26)
 exceptions = importlib.import_module(typer.BadParameter.__module__)
+get_current_context = importlib.import_module(exceptions.__name__.rsplit(".", 1)[0] + ".globals").get_current_context
 UsageError = exceptions.UsageError
 NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: a bare group shows its help
 

@@ -11,7 +11,7 @@ import torch
 from edmctl.errors import UserError
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS, build_network, count_parameters
 from edmctl.networks.blocks import UNetBlock
-from edmctl.networks.layers import Conv2d, Linear
+from edmctl.networks.layers import Conv2d, Linear, attention
 
 CIFAR10 = dict(img_resolution=32, in_channels=3, out_channels=3, augment_dim=9)
 IMAGENET64 = dict(img_resolution=64, in_channels=3, out_channels=3, label_dim=1000)
@@ -215,6 +215,40 @@ def test_in_place_residuals_give_the_out_of_place_outputs_and_gradients_bit_for_
         out = forward(x, emb)
         grads.append((out, *torch.autograd.grad(out.square().sum(), [x, emb, *block.parameters()])))
     assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("batch_heads, channels, positions", [(1, 8, 16), (6, 32, 64), (4, 100, 7), (2, 64, 256)])
+def test_attention_is_torchs_scaled_dot_product_attention_bit_for_bit_forward_and_backward(batch_heads, channels,
+                                                                                          positions):
+    torch.manual_seed(0)
+    inputs = [torch.randn(batch_heads, channels, positions) * 3 for _ in range(3)]
+    results = []
+    for fn in (attention, lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)):
+        q, k, v = (t.clone().requires_grad_() for t in inputs)
+        out = fn(q, k, v)
+        results.append((out, *torch.autograd.grad(out, [q, k, v], torch.randn(out.shape,
+                                                                              generator=torch.Generator().manual_seed(1)))))
+    assert all(torch.equal(ours, torchs) for ours, torchs in zip(*results))
+
+
+def test_attention_keeps_for_backward_only_its_inputs_and_the_weights():
+    """Like EDM's AttentionOp: besides q, k and v (views of the qkv output) only W = softmax(...), one
+    positions × positions matrix per head; torch's own function also keeps the scaled q and k."""
+    q, k, v = (torch.randn(6, 32, 64, requires_grad=True) for _ in range(3))
+    inputs = {t.untyped_storage().data_ptr() for t in (q, k, v)}
+
+    def new_bytes(fn):
+        kept = {}
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.setdefault(t.untyped_storage().data_ptr(), t),
+                                                      lambda t: t):
+            fn(q, k, v)
+        return sum(t.untyped_storage().nbytes() for ptr, t in kept.items() if ptr not in inputs)
+
+    weights = 6 * 64 * 64 * 4
+    assert new_bytes(attention) == weights
+    assert new_bytes(lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))) == weights + 2 * q.numel() * 4
 
 
 def test_inference_on_channels_last_input_keeps_the_weight_copy_until_the_weight_changes():

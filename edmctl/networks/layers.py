@@ -5,7 +5,7 @@ self-attention weights softmax(qᵀk / sqrt(c))."""
 import math
 
 import torch
-from torch.nn.functional import conv2d, conv_transpose2d, group_norm, scaled_dot_product_attention
+from torch.nn.functional import conv2d, conv_transpose2d, group_norm
 
 
 INIT_BOUNDS = {  # mode -> (distribution, its scale from fan_in and fan_out): uniform bound or normal std
@@ -132,8 +132,43 @@ class GroupNorm(torch.nn.Module):
         return group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
 
 
+class _Attention(torch.autograd.Function):
+    """out = softmax((q·f)(kᵀ·f)) v with f = sqrt(1/sqrt(c)), for q, k, v of shape (batch·heads, positions, c):
+    the arithmetic of torch's `scaled_dot_product_attention` for 3-D inputs (its math path), without that path's
+    guard for fully masked rows (three more passes over the weights; there is no mask). Autograd through the same
+    ops would keep q·f and kᵀ·f for the backward pass; this keeps only q, k, v (views of the qkv convolution's
+    output, alive anyway) and the weights W, and recomputes the two scalings, as EDM's AttentionOp keeps q, k and
+    W. Backward is autograd's own formulas for bmm, softmax and mul, in its order: the same bits forward and
+    backward, tested against torch's function in tests/test_networks.py."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        qf, kf = _Attention.scaled(q, k)
+        w = torch.bmm(qf, kf).softmax(-1)
+        ctx.save_for_backward(q, k, v, w)
+        return torch.bmm(w, v)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        q, k, v, w = ctx.saved_tensors
+        qf, kf = _Attention.scaled(q, k)
+        grad_w, grad_v = grad.bmm(v.transpose(1, 2)), w.transpose(1, 2).bmm(grad)
+        grad_s = torch._softmax_backward_data(grad_w, w, -1, w.dtype)
+        grad_q, grad_k = grad_s.bmm(kf.transpose(1, 2)), qf.transpose(1, 2).bmm(grad_s)
+        f = _Attention.factor(q)
+        return grad_q * f, (grad_k * f).transpose(1, 2), grad_v
+
+    @staticmethod
+    def factor(q: torch.Tensor) -> float:
+        return math.sqrt(1 / math.sqrt(q.shape[-1]))  # the square root of the scale 1/sqrt(c), applied to both
+
+    @staticmethod
+    def scaled(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = _Attention.factor(q)
+        return q * f, k.transpose(1, 2) * f
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(qᵀk / sqrt(c)) applied to v, for q, k, v of shape (batch·heads, c, positions); computed in float32."""
-    out = scaled_dot_product_attention(q.transpose(1, 2).float(), k.transpose(1, 2).float(),
-                                       v.transpose(1, 2).float())
+    out = _Attention.apply(q.transpose(1, 2).float(), k.transpose(1, 2).float(), v.transpose(1, 2).float())
     return out.transpose(1, 2).to(v.dtype)

@@ -60,3 +60,29 @@ def test_an_alias_flags_error_names_the_flag_the_user_typed(flags, named, tmp_pa
     assert main(["sample", "--model", "ideal:digits?std=0.2&n=10", *flags]) == 2
     message = capsys.readouterr().err
     assert named in message and "--set" not in message and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--threads", "0", "runs"], "--threads 0: must be a whole number from 1 to 1024; try 'edmctl --help'."),
+    (["--threads", "abc", "runs"], "--threads abc: must be a whole number from 1 to 1024"),
+    (["runs", "--limit", "0"], "--limit 0: must be a whole number of at least 1; try 'edmctl runs --help'."),
+    (["runs", "--limit", ""], "--limit '': must be a whole number of at least 1"),
+    (["sample", "--steps", "abc"], "--steps abc: must be a valid integer"),
+    (["sample", "--batch", "1.5"], "--batch 1.5: must be a valid integer"),
+    (["sample", "--threads", "0"], "--threads is an option of edmctl itself: give it before the command"),
+    (["sample", "--bogus"], "No such option: --bogus"),
+    (["bogus"], "No such command 'bogus'; try 'edmctl --help'."),
+    (["fid", "measure", "x", "--batch", "0"], "--batch 0: must be a whole number of at least 1; try 'edmctl fid measure --help'."),
+    (["fid", "measure", "x", "--batch"], "Option '--batch' requires an argument; try 'edmctl fid measure --help'."),
+    (["fid", "measure"], "Missing argument 'TARGET'; try 'edmctl fid measure --help'."),
+    (["sweep", "run", "x.toml", "--limit", "-1"], "--limit -1: must be a whole number of at least 0; try 'edmctl sweep run --help'."),
+    (["runs", "rm", "a", "b"], "unexpected extra argument(s) (b); try 'edmctl runs rm --help'."),
+    (["runs", "--json=3"], "Option '--json' does not take a value"),
+])
+def test_a_usage_error_is_one_line_naming_the_option_the_value_and_what_is_allowed(argv, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    assert main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.count("\n") == 1, printed.err
+    assert printed.err.startswith("error: ") and says in printed.err, printed.err
+    assert not (tmp_path / "home").exists()

@@ -108,6 +108,28 @@ def test_frechet_distance_is_clean_fids():
     assert frechet_distance(*stats) == pytest.approx(fid_from_feats(a, b), rel=1e-6)
 
 
+def test_the_frechet_distance_of_few_images_to_themselves_is_zero_not_a_rounding_negative():
+    pixels = np.random.default_rng(1).integers(0, 256, size=(3, 64)).astype(np.float64)  # 3 images, 64 pixels
+    stats = Stats(pixels.mean(0), np.cov(pixels, rowvar=False))  # singular: rank 2
+    from edmctl.fid.distance import frechet_distance_psd, rounding
+
+    assert frechet_distance(stats, stats) == 0.0  # clean-fid's sqrtm alone: -0.094
+    assert frechet_distance_psd(stats.mu, stats.sigma, stats.mu, stats.sigma) == 0.0
+    assert 0.094 < rounding(stats.sigma, stats.sigma) < 1  # the bound: 2 D sqrt(eps tr tr) = 0.65
+
+
+def test_a_frechet_distance_below_0_by_more_than_rounding_is_an_error_and_nan_passes(monkeypatch):
+    from edmctl.fid import distance
+
+    stats = Stats(np.zeros(4), np.eye(4))
+    monkeypatch.setattr(distance, "clean_fid", lambda: type("CleanFid", (), {"frechet_distance": lambda *a: -0.5}))
+    with pytest.raises(ArithmeticError, match="-0.5, below 0 by more than floating point rounding"):
+        frechet_distance(stats, stats)
+    monkeypatch.setattr(distance, "clean_fid", lambda: type("CleanFid", (), {"frechet_distance": lambda *a: float("nan")}))
+    assert np.isnan(frechet_distance(stats, stats))
+    assert distance.nonnegative(2.5, np.eye(4), np.eye(4)) == 2.5
+
+
 def test_kid_reservoir_is_bounded_and_uniform_in_size():
     acc = StatsAccumulator(kid_reservoir=10)
     for chunk in np.array_split(np.arange(300.0)[:, None].repeat(2, 1), 9):

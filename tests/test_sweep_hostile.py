@@ -99,3 +99,22 @@ def test_a_trial_that_kept_no_samples_is_refused_by_reproduce_before_any_work(tm
     assert main(["reproduce", trial.label]) == 2
     assert "recorded no samples.npz" in capsys.readouterr().err
     assert len(Registry(home).list(limit=None)) == runs
+
+
+@pytest.mark.parametrize("trial", ["train", "train+fid"])
+@pytest.mark.parametrize("grid, says", [
+    ('"network.model_channels" = [8, 132]', "trial 1 (network.model_channels=132): network.model_channels 132"),  # 32 groups
+    ('"network.channel_mult" = [[1, 2], [1, 2, 2, 2, 2]]', "network.channel_mult=[1, 2, 2, 2, 2]): network.channel_mult "
+                                                          "has 5 levels, so img_resolution 8 must be divisible by 16"),
+])
+def test_a_training_grid_point_whose_network_cannot_be_built_is_refused_before_anything_is_recorded(
+        tmp_path, home, capsys, trial, grid, says):
+    from pathlib import Path
+
+    digits = Path(__file__).resolve().parents[1] / "recipes" / "digits.toml"
+    path = sweep_file(tmp_path, f'[grid]\n{grid}\n', head=f'base = "{digits}"\ntrial = "{trial}"\n')
+    for argv in (["sweep", str(path), "--dry-run"], ["sweep", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path} ") and err.count("\n") == 1 and says in err, err
+    assert not home.exists()

@@ -33,6 +33,19 @@ def test_a_bad_edmctl_threads_exits_2_naming_the_variable(home, capsys, monkeypa
     assert f"EDMCTL_THREADS={value!r}" in capsys.readouterr().err and not home.exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-1"])
+def test_a_bad_edmctl_threads_spoils_no_help_page_only_a_command_that_runs(home, capsys, monkeypatch, value):
+    monkeypatch.setenv("EDMCTL_THREADS", value)
+    for command in (["sample"], ["runs", "rm"], ["fid", "measure"], ["sweep", "run"], ["--threads", "2", "sample"], []):
+        assert main([*command, "--help"]) == 0, command
+        assert "Usage: edmctl" in capsys.readouterr().out
+    for command in (["sample", "--model", "ideal:digits?n=5"], ["runs", "rm", "run1"], ["runs"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"EDMCTL_THREADS={value!r}" in err and f"from 1 to {threads.MAX}" in err, err
+    assert not home.exists()
+
+
 def test_the_flag_wins_over_the_variable_which_wins_over_the_default(monkeypatch):
     monkeypatch.setenv("EDMCTL_THREADS", "3")
     assert threads.requested(2) == 2 and threads.requested(None) == 3

@@ -190,3 +190,29 @@ def test_a_run_resumed_after_kill_9_continues_every_series_without_repeating_or_
     for key in ("loss", "lr", "fid"):
         assert [e.step for e in board.Scalars(key)] == [step for step, _ in series(registry, whole, key)], key
     assert [e.step for e in board.Images("grid")] == [48, 96, 144, 160]
+
+
+def test_a_fid_series_dearer_than_the_training_on_eval_nums_default_is_refused_and_on_a_given_one_warned(
+        watched, capsys, tmp_path):
+    from edmctl.recipe import load_recipe
+    from edmctl.recipe.schema import fid_series_cost
+
+    home, ref = watched
+    plain = tmp_path / "plain.toml"  # eval.num left at its default, 50,000
+    plain.write_text("[training]\nduration_kimg = 30\n")
+    series = [f"eval.every_kimg=5", f"eval.ref={ref}", "eval.detector='pixels'"]
+    before = len(Registry().list())
+    for argv in (["recipe", "show", str(plain)], ["train", str(plain), "--dry-run"], ["train", str(plain)]):
+        assert main([*argv, *sets(series)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "takes 6 FID(s) of eval.num = 50,000 images at 35 network evaluations" in err
+        assert "116.7x the network evaluations of training 30 kimg; eval.num = 428 or less" in err, err
+    assert len(Registry().list()) == before
+    assert main(["recipe", "show", str(plain), *sets([*series[1:], "training.duration_kimg=200000", "eval.every_kimg=40000"])]) == 0
+    capsys.readouterr()  # 6 FIDs of 50k images cost less than 200 Mimg of training: accepted
+    recipe = load_recipe(RECIPE, [*series, "eval.num=1797"])  # digits.toml gives eval.num: the user's choice, warned
+    assert fid_series_cost(recipe) == (6, 35, 6 * 1797 * 35, 30_000 * 3)
+    assert main(["train", RECIPE, "--dry-run", *sets([*TINY, *series, "eval.num=8"])]) == 0  # 1 FID: 280 < 480
+    assert "FID(s) of" not in capsys.readouterr().err
+    assert main(["train", RECIPE, "--dry-run", *sets([*TINY, *series[1:], "eval.every_kimg=0.064", "eval.num=32"])]) == 0
+    assert "warning: eval.every_kimg = 0.064 takes 3 FID(s) of eval.num = 32 images" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """`edmctl`: the entry point. Registers each command module and maps failures to exit codes.
 
-Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`UserError`, usage errors), 130
-interrupted (Ctrl-C or SIGTERM: `Interrupted`, saying what was kept and the command that resumes).
+Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`UserError`, and usage errors: one
+line each, `edmctl.cli.usage`), 130 interrupted (Ctrl-C or SIGTERM: `Interrupted`, saying what was kept and the
+command that resumes).
 A path too long for the file system (from any command) is bad input too. Anything else is a bug: one line
 "internal error: ..." and exit 1, the traceback only with EDMCTL_DEBUG=1 — a safety net, every known bad input
 has its own UserError.
@@ -18,7 +19,7 @@ import typer
 
 from edmctl import threads
 from edmctl.cli import (ablate, dataset, demo, fid, imports, plot, recipe, reproduce, runs, runs_copy, sample, steps, sweep,
-                        train)
+                        train, usage)
 from edmctl.errors import CheckFailed, Interrupted, UserError
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ def _print_version(given: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
                                           help="Print the version (and git commit) and exit.")] = False,
     threads_: Annotated[int | None, typer.Option(
@@ -64,7 +66,10 @@ def root(
              f"{threads.DEFAULT}: fastest for small networks on a shared CPU). Recorded with every run.")] = None,
 ) -> None:
     """The EDM design space (Karras et al. 2022) as recipes: train, sample, measure FID, sweep and ablate."""
-    threads.use(threads.requested(threads_))
+    ctx.meta[THREADS] = threads_  # applied when a command runs (`_as_command`): a bad EDMCTL_THREADS spoils no --help
+
+
+THREADS = "edmctl.threads"  # the --threads option, in the context's meta (shared by every subcommand's context)
 
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
@@ -80,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = typer.main.get_command(app)
         readable(command)
-        interruptible(command)
-        command(args=argv, prog_name="edmctl")  # click's standalone mode: usage errors exit 2
+        usage.remember_values(command)
+        as_commands(command)
+        return command.main(args=argv, prog_name="edmctl", standalone_mode=False) or 0  # `typer.Exit`'s code, else None
+    except usage.NoArgsIsHelpError as e:
+        e.show()
+        return e.exit_code
+    except usage.UsageError as e:
+        print_error(usage.one_line(e, command, argv))
+        return e.exit_code
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except (UserError, CheckFailed) as e:
@@ -98,23 +110,29 @@ def main(argv: list[str] | None = None) -> int:
         return UserError.exit_code
     except Exception as e:  # noqa: BLE001 (the safety net)
         return internal_error(e)
-    return 0
 
 
-def interruptible(command) -> None:
-    """Ctrl-C in any command raises `Interrupted` (typer would turn it into a silent exit 130); commands that keep
-    partial work say what, and how to resume, themselves (`edmctl.cli.common.on_interrupt`)."""
+def as_commands(command) -> None:
+    """Run every callback of the tree as a command (`_as_command`)."""
     if command.callback is not None:
-        command.callback = _interrupted_as_error(command.callback)
+        command.callback = _as_command(command.callback)
     for sub in getattr(command, "commands", {}).values():
-        interruptible(sub)
+        as_commands(sub)
 
 
-def _interrupted_as_error(callback):
+def _as_command(callback):
+    """`callback` run as a command: the command that does the work (not a group passing on to a subcommand) first
+    applies the thread count (--threads, else EDMCTL_THREADS: a bad value is a UserError only here, so every --help
+    works); Ctrl-C raises `Interrupted` (typer would turn it into a silent exit 130) — commands that keep partial
+    work say what, and how to resume, themselves (`edmctl.cli.common.on_interrupt`)."""
+
     @functools.wraps(callback)
-    def run(*args, **kwargs):
+    def run(*args, **kwargs) -> None:  # a command's return value is no exit code (`main` reads None as 0)
+        ctx = usage.get_current_context()
+        if ctx.invoked_subcommand is None:
+            threads.use(threads.requested(ctx.meta.get(THREADS)))
         try:
-            return callback(*args, **kwargs)
+            callback(*args, **kwargs)
         except KeyboardInterrupt:
             raise Interrupted("stopped before it finished, nothing to continue from") from None
 

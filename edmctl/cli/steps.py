@@ -22,7 +22,7 @@ OUT_NAME = "steps.toml"
 
 def steps_for_nfe(sampler, nfe: int):
     """The sampler with the most steps whose NFE is at most `nfe` (NFE = N for the multistep solvers)."""
-    from edmctl.sweep.ablation import nfe_of
+    from edmctl.design.sampler import nfe_of
 
     best = None
     for steps in range(2, nfe + 1):

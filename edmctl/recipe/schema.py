@@ -299,6 +299,32 @@ class Eval(Section):
         return self
 
 
+TRAINED_IMAGE_EVALS = 3  # a trained image costs a forward and a backward pass: about three network evaluations
+
+
+def fid_series_cost(recipe) -> tuple[int, int, int, int]:
+    """(FIDs, NFE, network evaluations of the series, of the training) for `eval.every_kimg`: a FID at every
+    multiple of it and at the end of `training.duration_kimg`, each of eval.num images sampled at the recipe's NFE."""
+    from edmctl.design.sampler import nfe_of
+
+    images, every = round(recipe.training.duration_kimg * 1000), max(1, round(recipe.eval.every_kimg * 1000))
+    fids, nfe = -(-images // every), nfe_of(recipe.sampler)
+    return fids, nfe, fids * recipe.eval.num * nfe, images * TRAINED_IMAGE_EVALS
+
+
+def fid_series_warning(recipe) -> str | None:
+    """What the `eval.every_kimg` series costs where that is more network evaluations than the training; else None."""
+    if recipe.eval.every_kimg <= 0:
+        return None
+    fids, nfe, series, training = fid_series_cost(recipe)
+    if series <= training:
+        return None
+    return (f"eval.every_kimg = {recipe.eval.every_kimg:g} takes {fids:,} FID(s) of eval.num = {recipe.eval.num:,} "
+            f"images at {nfe} network evaluations each: {series / training:,.1f}x the network evaluations of training "
+            f"{recipe.training.duration_kimg:g} kimg; eval.num = {max(2, training // (fids * nfe)):,} or less, or a "
+            f"larger eval.every_kimg, costs no more than the training")
+
+
 class Recipe(Section):
     """A point in the design space, with everything needed to train, sample and evaluate it."""
 
@@ -309,6 +335,16 @@ class Recipe(Section):
     network: Network = Network()
     data: Data = Data()
     eval: Eval = Eval()
+
+    @model_validator(mode="after")
+    def _fid_series_affordable(self):
+        """A FID series dearer than the training on eval.num's default — the paper's 50,000 images, meant for one
+        final FID — is an oversight, refused; with eval.num given, training warns instead (`fid_series_warning`)."""
+        warning = fid_series_warning(self)
+        if warning and "num" not in self.eval.model_fields_set:
+            raise ValueError(f"{warning} (eval.num is at its default, meant for the paper's one final FID: set it, "
+                             f"and measure that FID once at the end with `edmctl fid RUN`)")
+        return self
 
     @model_validator(mode="after")
     def _constants_available(self):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edmctl.design.sampler import nfe_of
 from edmctl.errors import UserError
 from edmctl.paths import save_figure
 
@@ -146,29 +147,6 @@ def ladder_samplers(family: str) -> list[tuple[str, dict]]:
             seen.append(fields)
             curves.append((label, fields))
     return curves
-
-
-class _CountingModel:
-    """A denoiser that returns zeros: `run_sampler` on it counts a sampler's NFE without any real work."""
-
-    sigma_min, sigma_max, label_dim, img_shape = 0.0, float("inf"), 0, (1, 1, 1)
-
-    def round_sigma(self, sigma):
-        import torch
-
-        return torch.as_tensor(sigma, dtype=torch.float64)
-
-    def __call__(self, x, sigma, class_labels=None):
-        return x * 0
-
-
-def nfe_of(sampler) -> int:
-    """Denoiser calls of `sampler` per image."""
-    import torch
-
-    from edmctl.design.sampler import run_sampler
-
-    return run_sampler(_CountingModel(), sampler, torch.ones(1, 1, 1, 1), None, lambda: torch.zeros(1, 1, 1, 1))[1]
 
 
 def step_counts(fields: dict, nfe_max: int) -> list[tuple[int, object]]:

@@ -53,6 +53,11 @@ class Duplicate:
         return f"{axes_label(self.axes)} as {self.kept.label}"
 
 
+def axes_text(axes: dict[str, Any]) -> str:
+    """`network.model_channels=20, network.channel_mult=[1, 3]`: a trial's values with their full field names."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in axes.items())
+
+
 def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -145,7 +150,7 @@ def trial_recipe(spec, axes: dict[str, Any], index: int) -> Recipe:
     raw = copy.deepcopy(spec.base)
     for key, value in {**spec.fixed, **axes}.items():
         set_field(raw, key, value, str(spec.path))
-    shown = ", ".join(f"{k}={format_value(v)}" for k, v in axes.items())
+    shown = axes_text(axes)
     origin = {tuple(k.split(".")): f"{spec.path} trial {index} ({shown})" for k in axes}
     origin.update({tuple(k.split(".")): f"{spec.path} [set] {k}" for k in spec.fixed})
     return validate(raw, f"{spec.base_origin} in {spec.path} trial {index} ({shown or 'base'})", origin)

@@ -79,15 +79,17 @@ def _seeds(spec: SweepSpec) -> list[int]:
 
 
 def check_inputs(spec: SweepSpec, trials: list[Trial]) -> None:
-    """Seeds, model, metric and the FD detectors of `trials` are bad input (UserError) before anything is
-    recorded, not a failure of every trial."""
+    """Seeds, model, metric, the FD detectors and the training trials' networks (`check_networks`) of `trials` are
+    bad input (UserError) before anything is recorded, not a failure of every trial."""
     from edmctl.fid.detectors import load_detector
-    from edmctl.sweep.trials import check_metric, measures_fd, model_of
+    from edmctl.sweep.trials import check_metric, check_networks, measures_fd, model_of, run_kind
 
     _seeds(spec)
     if spec.trial in ("sample", "fid"):
         model_of(spec.settings())
     check_metric(spec.settings())
+    if run_kind(spec.trial) == "train":
+        check_networks(trials, spec.path)
     if measures_fd(spec.settings()):
         for detector, protocol in dict.fromkeys((t.recipe.eval.detector, t.recipe.eval.protocol) for t in trials):
             load_detector(detector, protocol)  # a detector that is missing (or cannot be fetched) fails no trial

@@ -234,6 +234,31 @@ def check_metric(settings: dict) -> None:
         raise UserError(f"metric = {metric!r} needs an analytic model (ideal:...), not {settings['model']!r}; use metric = \"fd\".")
 
 
+def check_networks(trials, where) -> None:
+    """Every training trial's network F builds for its data, on the meta device (shapes only: no weights drawn,
+    no memory): a grid point whose channels do not split into groups or attention heads, or whose levels the
+    data's resolution cannot halve, is bad input (UserError naming the trial and its values) before anything is
+    recorded, not a trial that fails when its turn comes. Each distinct `[data]` is opened once."""
+    import torch
+
+    from edmctl.data import open_dataset
+    from edmctl.sweep.expand import axes_text
+    from edmctl.train.objective import build_net
+
+    sizes: dict[tuple, tuple[tuple[int, int, int], int]] = {}  # [data] -> (image shape, label_dim)
+    for trial in trials:
+        data = trial.recipe.data
+        if (key := tuple(data.model_dump().values())) not in sizes:
+            dataset = open_dataset(data.source, resolution=data.resolution, channels=data.channels,
+                                   max_images=data.max_images, conditional=data.conditional)
+            sizes[key] = dataset.shape, dataset.num_classes if data.conditional else 0
+        try:
+            with torch.device("meta"):
+                build_net(trial.recipe, *sizes[key])
+        except UserError as e:
+            raise UserError(f"{where} trial {trial.index} ({axes_text(trial.axes) or 'base'}): {e}") from None
+
+
 def run_kind(trial: str) -> str:
     """The registry kind of a trial's run: trials that train are training runs (`train`), the others their own kind."""
     return "train" if trial in ("train", "train+fid") else trial

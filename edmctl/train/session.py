@@ -12,6 +12,7 @@ from typing import Callable
 
 from edmctl.data import check_sigma_data, measure_std, open_dataset
 from edmctl.errors import UserError
+from edmctl.recipe.schema import fid_series_warning
 from edmctl.train.checkpoint import latest_snapshot, load_snapshot
 from edmctl.train.distributed import Dist
 from edmctl.train.loop import Hooks, Trainer, run_training, time_per_kimg
@@ -60,8 +61,9 @@ def prepare(recipe, dist: Dist, snapshot: dict | None = None, warn: Callable[[st
     `snapshot`; nothing is written."""
     dataset, warning = open_training_data(recipe)
     check_watching(recipe, dataset.shape)
-    if warning and dist.is_main:
-        warn(warning)
+    warnings = [text.rstrip(".") for text in (warning, fid_series_warning(recipe)) if text]
+    if warnings and dist.is_main:
+        warn("; ".join(warnings) + ".")
     trainer = Trainer(recipe, dataset, dist)
     if snapshot is not None:
         trainer.restore(snapshot)

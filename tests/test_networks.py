@@ -11,7 +11,9 @@ import torch
 from edmctl.errors import UserError
 from edmctl.networks import ARCH_DEFAULTS, NETWORKS, build_network, count_parameters
 from edmctl.networks.blocks import UNetBlock
-from edmctl.networks.layers import Conv2d, Linear
+from torch.nn.functional import silu
+
+from edmctl.networks.layers import Conv2d, Linear, attention, drop
 
 CIFAR10 = dict(img_resolution=32, in_channels=3, out_channels=3, augment_dim=9)
 IMAGENET64 = dict(img_resolution=64, in_channels=3, out_channels=3, label_dim=1000)
@@ -190,6 +192,8 @@ def out_of_place_block(block: UNetBlock, x: torch.Tensor, emb: torch.Tensor) -> 
         h = silu(torch.addcmul(shift, block.norm1(h), scale + 1))
     else:
         h = silu(block.norm1(h + params))
+    if block.training and block.dropout:  # EDM draws the mask over the contiguous layout
+        h = torch.nn.functional.dropout(h.contiguous(), block.dropout)
     h = torch.nn.functional.conv2d(h, block.conv1.weight, padding=1) + block.conv1.bias.reshape(1, -1, 1, 1)
     skip = x if block.skip is None else torch.nn.functional.conv2d(x, block.skip.weight) \
         + block.skip.bias.reshape(1, -1, 1, 1)
@@ -203,18 +207,62 @@ def out_of_place_block(block: UNetBlock, x: torch.Tensor, emb: torch.Tensor) -> 
 
 @pytest.mark.parametrize("adaptive_scale, skip_scale, channels", [(True, 1.0, (32, 32)), (False, math.sqrt(0.5),
                                                                                             (16, 32))])
-def test_in_place_residuals_give_the_out_of_place_outputs_and_gradients_bit_for_bit(adaptive_scale, skip_scale,
-                                                                                      channels):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("num_heads", [1, 2])
+def test_blocks_give_the_out_of_place_formulas_outputs_and_gradients_bit_for_bit(adaptive_scale, skip_scale, channels,
+                                                                                  dropout, num_heads):
+    """In-place residuals, the recomputed activations of `_SiLUConv` and the attention function against plain
+    autograd through the docstring's formulas: two blocks in training mode, so that the second one gets the
+    channels-last tensor the first one's single-head attention leaves, with dropout drawn from the same seed."""
     torch.manual_seed(0)
-    block = UNetBlock(*channels, emb_channels=24, attention=True, num_heads=2, adaptive_scale=adaptive_scale,
-                      skip_scale=skip_scale, init_zero={})
+    kwargs = dict(emb_channels=24, attention=True, num_heads=num_heads, adaptive_scale=adaptive_scale,
+                  skip_scale=skip_scale, dropout=dropout, init_zero={})
+    blocks = [UNetBlock(*channels, **kwargs).train(), UNetBlock(channels[1], channels[1], **kwargs).train()]
     x = torch.randn(2, channels[0], 6, 6, requires_grad=True)
     emb = torch.randn(2, 24, requires_grad=True)
-    grads = []
-    for forward in (block, lambda x, emb: out_of_place_block(block, x, emb)):
-        out = forward(x, emb)
-        grads.append((out, *torch.autograd.grad(out.square().sum(), [x, emb, *block.parameters()])))
-    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    params = [p for block in blocks for p in block.parameters()]
+    results = []
+    for forward in (lambda block, x: block(x, emb), lambda block, x: out_of_place_block(block, x, emb)):
+        torch.manual_seed(1)
+        first = forward(blocks[0], x)
+        assert first.is_contiguous(memory_format=torch.channels_last) == (num_heads == 1)
+        out = forward(blocks[1], first)
+        results.append((out, *torch.autograd.grad(out.square().sum(), [x, emb, *params])))
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("batch_heads, channels, positions", [(1, 8, 16), (6, 32, 64), (4, 100, 7), (2, 64, 256)])
+def test_attention_is_torchs_scaled_dot_product_attention_bit_for_bit_forward_and_backward(batch_heads, channels,
+                                                                                          positions):
+    torch.manual_seed(0)
+    inputs = [torch.randn(batch_heads, channels, positions) * 3 for _ in range(3)]
+    results = []
+    for fn in (attention, lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)):
+        q, k, v = (t.clone().requires_grad_() for t in inputs)
+        out = fn(q, k, v)
+        results.append((out, *torch.autograd.grad(out, [q, k, v], torch.randn(out.shape,
+                                                                              generator=torch.Generator().manual_seed(1)))))
+    assert all(torch.equal(ours, torchs) for ours, torchs in zip(*results))
+
+
+def test_attention_keeps_for_backward_only_its_inputs_and_the_weights():
+    """Like EDM's AttentionOp: besides q, k and v (views of the qkv output) only W = softmax(...), one
+    positions × positions matrix per head; torch's own function also keeps the scaled q and k."""
+    q, k, v = (torch.randn(6, 32, 64, requires_grad=True) for _ in range(3))
+    inputs = {t.untyped_storage().data_ptr() for t in (q, k, v)}
+
+    def new_bytes(fn):
+        kept = {}
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.setdefault(t.untyped_storage().data_ptr(), t),
+                                                      lambda t: t):
+            fn(q, k, v)
+        return sum(t.untyped_storage().nbytes() for ptr, t in kept.items() if ptr not in inputs)
+
+    weights = 6 * 64 * 64 * 4
+    assert new_bytes(attention) == weights
+    assert new_bytes(lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))) == weights + 2 * q.numel() * 4
 
 
 def test_inference_on_channels_last_input_keeps_the_weight_copy_until_the_weight_changes():
@@ -235,3 +283,22 @@ def test_inference_on_channels_last_input_keeps_the_weight_copy_until_the_weight
         with torch.no_grad():
             conv.weight.mul_(-0.5)
 
+
+
+@pytest.mark.parametrize("arch", ["ddpmpp", "ncsnpp", "adm"])
+def test_recomputed_activations_give_autograds_gradients_bit_for_bit(arch, monkeypatch):
+    """Whole networks in training (dropout 0.3, single-head attention where the architecture has it): the
+    gradients through `_SiLUConv` equal those of plain autograd through silu, dropout and conv2d."""
+    sizes = {**TINY, "dropout": 0.3, **(dict(model_channels=64) if arch == "adm" else {})}  # ADM: heads of 64
+    net = randomized(build_network(arch, **sizes, img_resolution=8, in_channels=3, out_channels=3,
+                                   label_dim=10)).train()
+    x, c_noise, classes, _ = inputs(4, 8)
+
+    def gradients():
+        torch.manual_seed(2)
+        out = net(x, c_noise, classes)
+        return out, *torch.autograd.grad(out.square().sum(), list(net.parameters()))
+
+    recomputed = gradients()
+    monkeypatch.setattr(Conv2d, "after_silu", lambda conv, h, p=0.0: conv(drop(silu(h), p)))
+    assert all(torch.equal(a, b) for a, b in zip(recomputed, gradients()))

@@ -2,7 +2,6 @@
 embedding vector, with optional 2× up/downsampling and optional multi-head self-attention after it."""
 
 import torch
-from torch.nn.functional import dropout, silu
 
 from edmctl.networks.layers import Conv2d, GroupNorm, Linear, attention
 
@@ -46,26 +45,18 @@ class UNetBlock(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         orig = x
-        x = self.conv0(silu(self.norm0(x)))
+        x = self.conv0.after_silu(self.norm0(x))
         params = self.affine(emb)[:, :, None, None].to(x.dtype)
         if self.adaptive_scale:
             scale, shift = params.chunk(2, dim=1)
-            x = silu(torch.addcmul(shift, self.norm1(x), scale + 1))
+            x = torch.addcmul(shift, self.norm1(x), scale + 1)
         else:
-            x = silu(self.norm1(x.add_(params)))
-        x = self.conv1(self._dropout(x))
+            x = self.norm1(x.add_(params))
+        x = self.conv1.after_silu(x, self.dropout if self.training else 0.0)
         x = x.add_(orig if self.skip is None else self.skip(orig)).mul_(self.skip_scale)
         if self.num_heads:
             x = self.proj(self._attend(x)).add_(x).mul_(self.skip_scale)
         return x
-
-    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
-        """Dropout in training, its mask drawn over the contiguous layout (as EDM's tensors are; attention leaves
-        a channels-last one), so that the same seed drops the same elements as EDM; a no-op otherwise. In place:
-        x is SiLU's output, which SiLU's backward does not use (it keeps its input)."""
-        if not (self.training and self.dropout):
-            return x
-        return dropout(x.contiguous(), p=self.dropout, inplace=True)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

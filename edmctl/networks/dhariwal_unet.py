@@ -90,4 +90,4 @@ class DhariwalUNet(torch.nn.Module):
             if x.shape[1] != layer.in_channels:
                 x = torch.cat([x, skips.pop()], dim=1)
             x = layer(x, emb)
-        return self.out_conv(silu(self.out_norm(x)))
+        return self.out_conv.after_silu(self.out_norm(x))

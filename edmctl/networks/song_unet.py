@@ -93,7 +93,7 @@ class SongUNet(torch.nn.Module):
             elif "aux_norm" in name:
                 h = layer(x)
             elif "aux_conv" in name:
-                h = layer(silu(h))
+                h = layer.after_silu(h)
                 aux = h if aux is None else h + aux
             else:
                 if x.shape[1] != layer.in_channels:

@@ -26,12 +26,30 @@ from edmctl.errors import UserError
 
 def home() -> Path:
     """`$EDMCTL_HOME`, default `./runs`: the registry database and the run folders live here."""
-    return Path(os.environ.get("EDMCTL_HOME", "runs"))
+    return folder_from_env("EDMCTL_HOME", Path("runs"))
 
 
 def cache_dir() -> Path:
     """`$EDMCTL_CACHE`, default `~/.cache/edmctl`: downloaded or user-provided weights (Inception)."""
-    return Path(os.environ.get("EDMCTL_CACHE", Path.home() / ".cache" / "edmctl"))
+    return folder_from_env("EDMCTL_CACHE", Path.home() / ".cache" / "edmctl")
+
+
+def folder_from_env(name: str, default: Path) -> Path:
+    """The folder environment variable `name` names, `~` expanded; unset or empty: `default`. Blanks (a folder ' '
+    made in the current one), a `~user` with no such user and a link that loops are UserErrors naming `name`."""
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    if not text.strip():
+        raise UserError(f"{name}={text!r} is blank; unset it (default {default}) or name a folder.")
+    try:
+        folder = Path(text).expanduser()
+        folder.resolve()
+    except RuntimeError as e:  # `~nouser`; a symbolic link loop (Python < 3.13)
+        raise UserError(f"{name}={text!r}: {str(e).rstrip('.')}; name a folder.") from None
+    except OSError as e:  # a symbolic link loop (Python >= 3.13)
+        raise UserError(f"{name}={text!r}: {e.strerror or e}; name a folder.") from None
+    return folder
 
 
 def make_dirs(folder: Path) -> Path:
@@ -276,6 +294,9 @@ def check_output(path: Path, what: str, folder: bool = False) -> None:
     if long or len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
         raise UserError(f"{what} {str(path)[:60]!r}...: the name is too long for the file system "
                         f"(at most {NAME_MAX} bytes a name, {PATH_MAX} a path); use a shorter path.")
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{what} {str(path)!r} is a symbolic link to nothing (dangling, or a loop); remove it or give "
+                        f"another name.")
     if path.is_dir() and not folder:
         raise UserError(f"{what} {str(path)!r} is a folder; give a file name.")
     if path.exists() and not path.is_dir() and folder:

@@ -5,6 +5,7 @@ Each case runs the CLI in-process (`edmctl.cli.main.main`) in a fresh folder tha
 `{tmp}` in an argument is that folder. Cases that need a recorded run copy a registry made once per module.
 """
 
+import os
 import shutil
 import struct
 import zlib
@@ -59,6 +60,13 @@ def truncated_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8), "L").save(buf, "PNG")
     return buf.getvalue()[:60]
+
+
+def links(tmp: Path) -> None:
+    """`loop` -> `loop2` -> `loop`, and `dangling` -> a name that does not exist."""
+    (tmp / "loop").symlink_to(tmp / "loop2")
+    (tmp / "loop2").symlink_to(tmp / "loop")
+    (tmp / "dangling").symlink_to(tmp / "nowhere")
 
 
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -361,6 +369,19 @@ CASES = [
     Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "10001"], "--nfe must be 2..10,000"),
     Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "3", "--max-evals", "9" * 18],
          "--max-evals 1..100,000"),
+    # -- links to nothing, pipes, blank or unexpandable homes, several bad fields, a sweep's missing reference ----
+    *(Case("sample", ["sample", "--model", "ideal:digits?n=20", "--seeds", "0", "--out", f"{{tmp}}/{name}"], "symbolic link to nothing",
+           links) for name in ("loop", "dangling")),
+    Case("recipe", ["recipe", "show", "{tmp}/pipe"], "not a regular file (a pipe", lambda tmp: os.mkfifo(tmp / "pipe")),
+    Case("train", ["train", "{tmp}/pipe", "--dry-run"], "not a regular file (a pipe", lambda tmp: os.mkfifo(tmp / "pipe")),
+    *(Case("runs", ["runs"], says, links, env={"EDMCTL_HOME": home}) for home, says in (
+        (" ", "EDMCTL_HOME=' ' is blank"), ("~no-such-user-here/x", "EDMCTL_HOME='~no-such-user-here/x'"),
+        ("{tmp}/loop", "loop': "))),
+    Case("sample", ["sample", "--model", "ideal:digits?n=20", "--seeds", "0"], "EDMCTL_CACHE=' ' is blank", env={"EDMCTL_CACHE": " "}),
+    Case("recipe", ["recipe", "show", "{tmp}/two.toml"], "(got 'x'); ", write("two.toml", "[sampler]\nsteps = 'x'\nrho = 'y'\n")),
+    *(Case("sweep", ["sweep", "{tmp}/s.toml", *dry], "/nonexistent/ref.npz does not exist", write("s.toml", (
+        'trial = "fid"\nmodel = "ideal:digits?n=20"\n[set]\n"eval.detector" = "pixels"\n"eval.ref" = "/nonexistent/ref.npz"\n'
+        '[grid]\n"eval.num" = [2]\n'))) for dry in ([], ["--dry-run"])),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

@@ -129,10 +129,12 @@ def validate(raw: dict, where: str, origin: dict[tuple, str] | None = None) -> R
         return Recipe.model_validate(raw)
     except ValidationError as e:
         lines = [f"{_source(err, origin or {}, where)}: {describe(err)}" for err in e.errors()]
-        raise UserError("\n".join(lines)) from None
+        raise UserError("; ".join(lines)) from None
 
 
 def read_toml(path: Path) -> dict:
+    if Path(path).exists() and not Path(path).is_dir() and not Path(path).is_file():
+        raise UserError(f"{path}: not a regular file (a pipe, device or socket), which could block for ever; give a recipe file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -79,8 +79,10 @@ def _seeds(spec: SweepSpec) -> list[int]:
 
 
 def check_inputs(spec: SweepSpec, trials: list[Trial]) -> None:
-    """Seeds, model, metric, the FD detectors and the training trials' networks (`check_networks`) of `trials` are
-    bad input (UserError) before anything is recorded, not a failure of every trial."""
+    """Seeds, model, metric, the FD detectors and reference statistics and the training trials' networks
+    (`check_networks`) of `trials` are bad input (UserError) before anything is recorded, not a failure of every
+    trial."""
+    from edmctl.fid import load_stats
     from edmctl.fid.detectors import load_detector
     from edmctl.sweep.trials import check_metric, check_networks, measures_fd, model_of, run_kind
 
@@ -93,6 +95,8 @@ def check_inputs(spec: SweepSpec, trials: list[Trial]) -> None:
     if measures_fd(spec.settings()):
         for detector, protocol in dict.fromkeys((t.recipe.eval.detector, t.recipe.eval.protocol) for t in trials):
             load_detector(detector, protocol)  # a detector that is missing (or cannot be fetched) fails no trial
+        for ref in dict.fromkeys(t.recipe.eval.ref for t in trials if t.recipe.eval.ref):
+            load_stats(ref)  # nor do reference statistics that are missing or unreadable
 
 
 def plan_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS,

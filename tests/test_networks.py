@@ -302,3 +302,14 @@ def test_recomputed_activations_give_autograds_gradients_bit_for_bit(arch, monke
     recomputed = gradients()
     monkeypatch.setattr(Conv2d, "after_silu", lambda conv, h, p=0.0: conv(drop(silu(h), p)))
     assert all(torch.equal(a, b) for a, b in zip(recomputed, gradients()))
+
+
+@pytest.mark.parametrize("arch", ["ddpmpp", "ncsnpp", "adm"])
+def test_inference_overwriting_activations_gives_the_autograd_paths_outputs_bit_for_bit(arch):
+    """Without autograd SiLU runs in place and convolutions keep a channels-last weight: the same bits."""
+    sizes = {**TINY, **(dict(model_channels=64) if arch == "adm" else {})}
+    net = randomized(build_network(arch, **sizes, img_resolution=8, in_channels=3, out_channels=3, label_dim=10))
+    x, c_noise, classes, _ = inputs(4, 8)
+    with torch.no_grad():
+        inferred = net(x, c_noise, classes)
+    assert torch.equal(inferred, net(x, c_noise, classes).detach())

@@ -93,9 +93,12 @@ class Conv2d(torch.nn.Module):
 
     def after_silu(self, h: torch.Tensor, p: float = 0.0) -> torch.Tensor:
         """self(drop_p(silu(h))), dropout (training only when p > 0) with its mask drawn as EDM's over the
-        contiguous layout. A plain k×k convolution under autograd goes through `_SiLUConv`, which keeps less for
-        backward and gives the same bits."""
-        if torch.is_grad_enabled() and self.weight is not None and not (self.up or self.down):
+        contiguous layout. h is an activation the caller made and does not use again: without autograd SiLU
+        overwrites it (the same bits, one buffer fewer); with autograd a plain k×k convolution goes through
+        `_SiLUConv`, which keeps less for backward and gives the same bits."""
+        if not torch.is_grad_enabled():
+            return self(drop(silu(h, inplace=True), p))
+        if self.weight is not None and not (self.up or self.down):
             return self._add_bias(_SiLUConv.apply(h, self.weight.to(h.dtype), p))
         return self(drop(silu(h), p))
 

@@ -326,7 +326,7 @@ CASES = [
     Case("show", ["show", "run1", "--plot", "--out", "{tmp}/curves"], "suffix", home="trained"),
     Case("show", ["show", "run1", "--plot", "--out", "{tmp}/.png"], "suffix", home="trained"),
     Case("show", ["show", "run1", "--plot", "--out", "{tmp}/dir"], "folder", lambda tmp: (tmp / "dir").mkdir(), "trained"),
-    Case("show", ["show", "run1", "--plot", "--out", ""], "folder", home="trained"),
+    Case("show", ["show", "run1", "--plot", "--out", ""], "--out '': a path cannot be empty or blank", home="trained"),
     Case("show", ["show", "run1", "--plot", "--out", "/proc/curves.png"], "/proc/curves.png", home="trained"),
     Case("plot", ["plot", "run1", "--out", "{tmp}/curves.exe"], "suffix", home="trained"),
     Case("plot", ["plot", "run1", "--metric", ""], "--metric", home="trained"),
@@ -348,6 +348,19 @@ CASES = [
     Case("runs", ["runs", "copy", "run1", "--from", "sqlite:///{tmp}/a\x00b"], "--from", home="sampled"),
     Case("runs", ["runs", "copy", "run1", "--from", "{tmp}/elsewhere"], "elsewhere"),
     Case("runs", ["runs", "copy", "run9", "--to", "{tmp}/elsewhere"], "run9", home="sampled"),
+    # -- every command: a blank path (`.` or a folder named ' '), a whole number beyond 64 bits, absurd budgets ------
+    *(Case(argv[0], [*argv, value], f"{argv[-1]} {shown}: a path cannot be empty or blank") for argv in (
+        ["sample", "--model", "ideal:digits?n=20", "--seeds", "0-1", "--steps", "2", "--out"],
+        ["fid", "ref", "digits", "--detector", "pixels", "--out"], ["plot", "latest", "--out"],
+        ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "3", "--out"],
+        ["sample", "--model", "ideal:digits?n=20", "--recipe"]) for value, shown in (("", "''"), (" ", "' '"), ("\t", "'\\t'"))),
+    Case("recipe", ["recipe", "validate", "recipes/digits.toml", " "], "FILES... recipes/digits.toml ' ': a path cannot be empty"),
+    Case("dataset", ["dataset", "digits", "{tmp}/o.zip", "--max-images", "9" * 20], "--max-images 99999999999999999999: must be a "
+                                                                                     "whole number of at most 9,223,372,036,854,775,807"),
+    Case("runs", ["runs", "--limit", "9" * 20], "--limit 99999999999999999999: must be a whole number of at most", home="sampled"),
+    Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "10001"], "--nfe must be 2..10,000"),
+    Case("steps", ["steps", "optimize", "--model", "ideal:digits?n=20", "--solver", "euler", "--nfe", "3", "--max-evals", "9" * 18],
+         "--max-evals 1..100,000"),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

@@ -65,7 +65,7 @@ def test_optimize_fits_to_a_recorded_sample_run(home, model_spec, tmp_path, caps
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--solver", "heun", "--nfe", "1"], "--nfe must be at least 2"),
+    (["--solver", "heun", "--nfe", "1"], "--nfe must be 2..10,000"),
     (["--solver", "rk4", "--nfe", "5"], "rk4"),
     (["--solver", "heun", "--nfe", "5", "--seeds", "0-3", "--reference", "run1"], "exclude each other"),
     (["--solver", "heun", "--nfe", "5", "--reference", "run99"], "run99"),

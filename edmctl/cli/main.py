@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = typer.main.get_command(app)
         readable(command)
-        usage.remember_values(command)
+        usage.check_values(command)
         as_commands(command)
         return command.main(args=argv, prog_name="edmctl", standalone_mode=False) or 0  # `typer.Exit`'s code, else None
     except usage.NoArgsIsHelpError as e:

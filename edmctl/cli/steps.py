@@ -18,20 +18,24 @@ steps_app = typer.Typer(help="Time steps: search optimised ones for a solver and
 
 SEARCH_SEEDS = "1000-1063"  # not bench/solver_accuracy.py's 0-127: the levels are judged on seeds they were not fit to
 OUT_NAME = "steps.toml"
+MAX_EVALS = 100_000  # sampler evaluations of a search: the default 400 takes minutes; 100,000 would take days
 
 
 def steps_for_nfe(sampler, nfe: int):
-    """The sampler with the most steps whose NFE is at most `nfe` (NFE = N for the multistep solvers)."""
+    """The sampler with the most steps whose NFE is at most `nfe`: a bisection over N, as NFE grows with N and is at
+    least N for every solver (NFE = N for the multistep solvers, 2N − 1 for Heun)."""
     from edmctl.design.sampler import nfe_of
 
-    best = None
-    for steps in range(2, nfe + 1):
-        candidate = type(sampler).model_validate({**sampler.model_dump(), "steps": steps})
-        if nfe_of(candidate) <= nfe:
-            best = candidate
-    if best is None:
+    def with_steps(steps: int):
+        return type(sampler).model_validate({**sampler.model_dump(), "steps": steps})
+
+    if nfe_of(with_steps(2)) > nfe:
         raise UserError(f"--nfe {nfe} is too small for solver {sampler.solver}: it needs at least 2 time steps.")
-    return best
+    low, high = 2, nfe  # nfe_of(low) <= nfe < nfe_of(high + 1)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if nfe_of(with_steps(middle)) <= nfe else (low, middle - 1)
+    return with_steps(low)
 
 
 def reference_from_run(ref: str, model_spec: str):
@@ -84,13 +88,15 @@ def optimize(
     from edmctl.models import load_model
     from edmctl.paths import atomic_write_bytes
     from edmctl.recipe import load_recipe
+    from edmctl.recipe.schema import STEPS_MAX
     from edmctl.registry import open_run
     from edmctl.sampling import parse_seeds
     from edmctl.evaluate import REFERENCE_STEPS, reference_solution
     from edmctl.sampling.steps import optimize_steps, with_table
 
-    if nfe < 2 or max_evals < 1 or batch < 1:
-        raise UserError(f"--nfe must be at least 2, --max-evals and --batch at least 1 (got {nfe}, {max_evals}, {batch}).")
+    if not 2 <= nfe <= STEPS_MAX or not 1 <= max_evals <= MAX_EVALS or batch < 1:
+        raise UserError(f"--nfe must be 2..{STEPS_MAX:,}, --max-evals 1..{MAX_EVALS:,} and --batch at least 1 (got {nfe}, "
+                        f"{max_evals}, {batch}).")
     if reference is not None and seeds is not None:
         raise UserError("--seeds and --reference exclude each other: the reference run's seeds are the search seeds.")
     if out_path is not None and out_path.exists():

@@ -4,11 +4,13 @@
 
 click prints a usage block, a blank line and `Error: ...` instead. `main` runs the command tree in click's
 non-standalone mode, which raises these errors, and prints each as `one_line`. click's exception does not keep
-the value that failed to convert, so `remember_values` makes every parameter attach it (`given`) on the way out.
+the value that failed to convert, so `check_values` makes every parameter attach it (`given`) on the way out; it
+also refuses, for every parameter, what no command takes (`check_value`).
 """
 
 import functools
 import importlib
+from pathlib import Path
 
 import typer
 
@@ -19,13 +21,34 @@ UsageError = exceptions.UsageError
 NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: a bare group shows its help
 
 
-def _remembering(process_value):
-    """A parameter's `process_value` whose conversion errors carry the value the user gave (`BadParameter.given`)."""
+INT_MAX = 2**63 - 1  # no count edmctl takes comes near it; SQLite and itertools stop there
+
+
+class Refused(typer.BadParameter):
+    """A value every command refuses (`check_value`): its message is the whole reason."""
+
+
+def check_value(given, value) -> None:
+    """What every parameter refuses, whatever its command: a path given as '' or blanks (it would be `.`, the
+    current folder, or a folder named ' '), and a whole number beyond 64 bits."""
+    for text, item in zip(given if isinstance(given, (list, tuple)) else [given],
+                          value if isinstance(value, (list, tuple)) else [value]):
+        if isinstance(item, Path) and isinstance(text, str) and not text.strip():
+            raise Refused("a path cannot be empty or blank")
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > INT_MAX:
+            raise Refused(f"must be a whole number of at most {INT_MAX:,} in size")
+
+
+def _checked(process_value):
+    """A parameter's `process_value` that also refuses what `check_value` refuses, and whose errors carry the value
+    the user gave (`BadParameter.given`)."""
 
     @functools.wraps(process_value)
     def process(ctx, value):
         try:
-            return process_value(ctx, value)
+            result = process_value(ctx, value)
+            check_value(value, result)
+            return result
         except typer.BadParameter as e:
             e.given = getattr(e, "given", value)
             raise
@@ -33,12 +56,12 @@ def _remembering(process_value):
     return process
 
 
-def remember_values(command) -> None:
-    """Make every parameter of `command` and its subcommands keep a value that fails in its errors."""
+def check_values(command) -> None:
+    """Make every parameter of `command` and its subcommands `_checked`."""
     for param in command.params:
-        param.process_value = _remembering(param.process_value)
+        param.process_value = _checked(param.process_value)
     for sub in getattr(command, "commands", {}).values():
-        remember_values(sub)
+        check_values(sub)
 
 
 def shown(value) -> str:
@@ -70,7 +93,7 @@ def parameter_name(param) -> str:
 def message(e, root) -> str:
     """What was wrong: for a value that failed conversion or a check, `--flag VALUE: what is allowed`."""
     if isinstance(e, typer.BadParameter) and not isinstance(e, exceptions.MissingParameter) and hasattr(e, "given"):
-        allowed = bounds(e.param)
+        allowed = None if isinstance(e, Refused) else bounds(e.param)
         reason = f"must be {allowed}" if allowed else e.message.replace("Input should be ", "must be ", 1)
         return f"{parameter_name(e.param)} {shown(e.given)}: {reason}"
     if isinstance(e, exceptions.NoSuchOption) and e.option_name in {o for p in root.params for o in p.opts}:

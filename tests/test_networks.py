@@ -317,7 +317,8 @@ def test_inference_overwriting_activations_gives_the_autograd_paths_outputs_bit_
 
 def test_torch_func_transforms_and_forward_mode_derivatives_go_through_the_networks(monkeypatch):
     """torch.func.grad / jvp and forward-mode AD through DDPM++ with dropout and attention (consistency training
-    takes JVPs of the denoiser) agree with the same network on plain autograd ops to float32 rounding."""
+    takes JVPs of the denoiser) agree with the same network on plain autograd ops to float32 rounding; vmap over
+    single images gives the batch's outputs."""
     net = randomized(build_network("ddpmpp", **{**TINY, "dropout": 0.3}, img_resolution=8, in_channels=3,
                                    out_channels=3)).train()
     x, c_noise, _, _ = inputs(2, 8)
@@ -335,6 +336,9 @@ def test_torch_func_transforms_and_forward_mode_derivatives_go_through_the_netwo
                 forward_mode)
 
     ours = derivatives()
+    batched = torch.func.vmap(lambda x, c_noise: net.eval()(x, c_noise))(x[:, None], c_noise[:, None])
+    assert torch.allclose(batched[:, 0], net(x, c_noise), rtol=1e-5, atol=1e-6)
+    net.train()
     monkeypatch.setattr(Conv2d, "after_silu", lambda conv, h, p=0.0: conv(drop(silu(h), p)))
     monkeypatch.setattr("edmctl.networks.blocks.attention", lambda q, k, v: torch.nn.functional.
                         scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).

@@ -101,7 +101,9 @@ class Conv2d(torch.nn.Module):
         if not torch.is_grad_enabled():
             return self(drop(silu(h, inplace=True), p))
         if self.weight is not None and not (self.up or self.down):
-            return self._add_bias(SiLUConv.apply(h, self.weight.to(h.dtype), p)[0])
+            x, _ = SiLUConv.apply(h, self.weight.to(h.dtype), p)
+            # out of place: callers add to the result in place, which torch.func.vmap forbids on a function's output
+            return x.clone() if self.bias is None else x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
         return self(drop(silu(h), p))
 
     def _add_bias(self, x: torch.Tensor) -> torch.Tensor:

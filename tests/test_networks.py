@@ -302,3 +302,46 @@ def test_recomputed_activations_give_autograds_gradients_bit_for_bit(arch, monke
     recomputed = gradients()
     monkeypatch.setattr(Conv2d, "after_silu", lambda conv, h, p=0.0: conv(drop(silu(h), p)))
     assert all(torch.equal(a, b) for a, b in zip(recomputed, gradients()))
+
+
+@pytest.mark.parametrize("arch", ["ddpmpp", "ncsnpp", "adm"])
+def test_inference_overwriting_activations_gives_the_autograd_paths_outputs_bit_for_bit(arch):
+    """Without autograd SiLU runs in place and convolutions keep a channels-last weight: the same bits."""
+    sizes = {**TINY, **(dict(model_channels=64) if arch == "adm" else {})}
+    net = randomized(build_network(arch, **sizes, img_resolution=8, in_channels=3, out_channels=3, label_dim=10))
+    x, c_noise, classes, _ = inputs(4, 8)
+    with torch.no_grad():
+        inferred = net(x, c_noise, classes)
+    assert torch.equal(inferred, net(x, c_noise, classes).detach())
+
+
+def test_torch_func_transforms_and_forward_mode_derivatives_go_through_the_networks(monkeypatch):
+    """torch.func.grad / jvp and forward-mode AD through DDPM++ with dropout and attention (consistency training
+    takes JVPs of the denoiser) agree with the same network on plain autograd ops to float32 rounding; vmap over
+    single images gives the batch's outputs."""
+    net = randomized(build_network("ddpmpp", **{**TINY, "dropout": 0.3}, img_resolution=8, in_channels=3,
+                                   out_channels=3)).train()
+    x, c_noise, _, _ = inputs(2, 8)
+    tangent = torch.randn_like(x)
+
+    def seeded(x):
+        torch.manual_seed(3)
+        return net(x, c_noise)
+
+    def derivatives():
+        with torch.autograd.forward_ad.dual_level():
+            forward_mode = torch.autograd.forward_ad.unpack_dual(
+                seeded(torch.autograd.forward_ad.make_dual(x, tangent))).tangent
+        return (torch.func.grad(lambda x: seeded(x).square().sum())(x), torch.func.jvp(seeded, (x,), (tangent,))[1],
+                forward_mode)
+
+    ours = derivatives()
+    batched = torch.func.vmap(lambda x, c_noise: net.eval()(x, c_noise))(x[:, None], c_noise[:, None])
+    assert torch.allclose(batched[:, 0], net(x, c_noise), rtol=1e-5, atol=1e-6)
+    net.train()
+    monkeypatch.setattr(Conv2d, "after_silu", lambda conv, h, p=0.0: conv(drop(silu(h), p)))
+    monkeypatch.setattr("edmctl.networks.blocks.attention", lambda q, k, v: torch.nn.functional.
+                        scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).
+                        transpose(1, 2))
+    for a, b in zip(ours, derivatives()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)

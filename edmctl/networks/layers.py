@@ -7,6 +7,8 @@ import math
 import torch
 from torch.nn.functional import conv2d, conv_transpose2d, dropout, group_norm, silu
 
+from edmctl.networks.functions import Attention, SiLUConv
+
 
 INIT_BOUNDS = {  # mode -> (distribution, its scale from fan_in and fan_out): uniform bound or normal std
     "xavier_uniform": ("uniform", lambda fan_in, fan_out: math.sqrt(6 / (fan_in + fan_out))),
@@ -93,10 +95,15 @@ class Conv2d(torch.nn.Module):
 
     def after_silu(self, h: torch.Tensor, p: float = 0.0) -> torch.Tensor:
         """self(drop_p(silu(h))), dropout (training only when p > 0) with its mask drawn as EDM's over the
-        contiguous layout. A plain k×k convolution under autograd goes through `_SiLUConv`, which keeps less for
-        backward and gives the same bits."""
-        if torch.is_grad_enabled() and self.weight is not None and not (self.up or self.down):
-            return self._add_bias(_SiLUConv.apply(h, self.weight.to(h.dtype), p))
+        contiguous layout. h is an activation the caller made and does not use again: without autograd SiLU
+        overwrites it (the same bits, one buffer fewer); with autograd a plain k×k convolution goes through
+        `SiLUConv` (edmctl/networks/functions.py), which keeps less for backward and gives the same bits."""
+        if not torch.is_grad_enabled():
+            return self(drop(silu(h, inplace=True), p))
+        if self.weight is not None and not (self.up or self.down):
+            x, _ = SiLUConv.apply(h, self.weight.to(h.dtype), p)
+            # out of place: callers add to the result in place, which torch.func.vmap forbids on a function's output
+            return x.clone() if self.bias is None else x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
         return self(drop(silu(h), p))
 
     def _add_bias(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,43 +141,6 @@ def drop(x: torch.Tensor, p: float) -> torch.Tensor:
     return dropout(x.contiguous(), p=p, inplace=True) if p else x
 
 
-class _SiLUConv(torch.autograd.Function):
-    """conv2d(drop_p(silu(h)), W) (k×k, stride 1, same padding) whose backward pass keeps h and the dropout mask
-    as booleans. Autograd through the same ops keeps h (for SiLU), the mask as floats (for dropout) and the
-    dropped activations (for the convolution): here the activations are recomputed from h and the mask, which
-    are the same numbers, and the backward is autograd's own formulas in its order (convolution_backward, the
-    mask product, silu_backward), so the gradients are the same bits (tests/test_networks.py)."""
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, p: float) -> torch.Tensor:
-        x = silu(h)
-        keep = None
-        if p:  # torch's dropout: noise = empty_like(x).bernoulli_(1 − p) / (1 − p), x ⊙ noise
-            x = x.contiguous()
-            noise = torch.empty_like(x).bernoulli_(1 - p)
-            keep = noise.bool()
-            x.mul_(noise.div_(1 - p))
-        ctx.p = p
-        ctx.save_for_backward(h, weight, keep)
-        return conv2d(x, weight, padding=weight.shape[-1] // 2)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        h, weight, keep = ctx.saved_tensors
-        x = silu(h)
-        noise = None
-        if keep is not None:
-            noise = keep.to(x.dtype).div_(1 - ctx.p)
-            x = x.contiguous().mul_(noise)
-        pad = weight.shape[-1] // 2
-        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
-        if grad_x is not None:
-            grad_x = torch.ops.aten.silu_backward(grad_x if noise is None else grad_x * noise, h)
-        return grad_x, grad_w, None
-
-
 class GroupNorm(torch.nn.Module):
     """Group normalisation with min(`num_groups`, channels / `min_channels_per_group`) groups."""
 
@@ -187,43 +157,8 @@ class GroupNorm(torch.nn.Module):
         return group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
 
 
-class _Attention(torch.autograd.Function):
-    """out = softmax((q·f)(kᵀ·f)) v with f = sqrt(1/sqrt(c)), for q, k, v of shape (batch·heads, positions, c):
-    the arithmetic of torch's `scaled_dot_product_attention` for 3-D inputs (its math path), without that path's
-    guard for fully masked rows (three more passes over the weights; there is no mask). Autograd through the same
-    ops would keep q·f and kᵀ·f for the backward pass; this keeps only q, k, v (views of the qkv convolution's
-    output, alive anyway) and the weights W, and recomputes the two scalings, as EDM's AttentionOp keeps q, k and
-    W. Backward is autograd's own formulas for bmm, softmax and mul, in its order: the same bits forward and
-    backward, tested against torch's function in tests/test_networks.py."""
-
-    @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        qf, kf = _Attention.scaled(q, k)
-        w = torch.bmm(qf, kf).softmax(-1)
-        ctx.save_for_backward(q, k, v, w)
-        return torch.bmm(w, v)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        q, k, v, w = ctx.saved_tensors
-        qf, kf = _Attention.scaled(q, k)
-        grad_w, grad_v = grad.bmm(v.transpose(1, 2)), w.transpose(1, 2).bmm(grad)
-        grad_s = torch._softmax_backward_data(grad_w, w, -1, w.dtype)
-        grad_q, grad_k = grad_s.bmm(kf.transpose(1, 2)), qf.transpose(1, 2).bmm(grad_s)
-        f = _Attention.factor(q)
-        return grad_q * f, (grad_k * f).transpose(1, 2), grad_v
-
-    @staticmethod
-    def factor(q: torch.Tensor) -> float:
-        return math.sqrt(1 / math.sqrt(q.shape[-1]))  # the square root of the scale 1/sqrt(c), applied to both
-
-    @staticmethod
-    def scaled(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = _Attention.factor(q)
-        return q * f, k.transpose(1, 2) * f
-
-
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(qᵀk / sqrt(c)) applied to v, for q, k, v of shape (batch·heads, c, positions); computed in float32."""
-    out = _Attention.apply(q.transpose(1, 2).float(), k.transpose(1, 2).float(), v.transpose(1, 2).float())
+    """softmax(qᵀk / sqrt(c)) applied to v, for q, k, v of shape (batch·heads, c, positions); computed in float32
+    by `Attention` (edmctl/networks/functions.py): torch's scaled_dot_product_attention to the bit, keeping less."""
+    out, _ = Attention.apply(q.transpose(1, 2).float(), k.transpose(1, 2).float(), v.transpose(1, 2).float())
     return out.transpose(1, 2).to(v.dtype)

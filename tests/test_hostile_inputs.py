@@ -285,6 +285,8 @@ CASES = [
          npz("empty.npz", images=np.zeros((2, 1, 0, 0), np.uint8))),
     Case("train", ["train", "recipes/digits.toml", "--set", "network.channel_mult=[1, 1000000]"], "network.channel_mult"),
     Case("train", ["train", "recipes/digits.toml", "--nproc", "0"], "--nproc"),
+    Case("train", ["train", "{tmp}/r.toml", "--dry-run"], "network.attn_resolutions contains 16",  # no σ_data warning first
+         write("r.toml", "[precond]\nsigma_data = 0.5\n[network]\nmodel_channels = 8\n")),
     *(Case("train", ["train", "recipes/digits.toml", "--set", "eval.every_kimg=0.1", "--set", "eval.detector='pixels'",
                      "--set", "eval.ref='{tmp}/ref.npz'"], says, setup) for setup, says in (
         (write("ref.npz", "not an npz"), "ref.npz"), (stats("ref.npz", np.zeros(10), np.eye(10)), "10-dimensional"),

@@ -57,19 +57,19 @@ def resume_point(ref: str) -> tuple[object, dict]:
 
 
 def prepare(recipe, dist: Dist, snapshot: dict | None = None, warn: Callable[[str], None] = print) -> Trainer:
-    """Check what the recipe watches, open the data, warn about σ_data, build the trainer and restore
-    `snapshot`; nothing is written."""
+    """Check what the recipe watches, open the data, build the trainer and restore `snapshot`, then warn about
+    σ_data and a dear FID series (after every check, so that bad input is its error alone); nothing is written."""
     dataset, warning = open_training_data(recipe)
     check_watching(recipe, dataset.shape)
-    warnings = [text.rstrip(".") for text in (warning, fid_series_warning(recipe)) if text]
-    if warnings and dist.is_main:
-        warn("; ".join(warnings) + ".")
     trainer = Trainer(recipe, dataset, dist)
     if snapshot is not None:
         trainer.restore(snapshot)
         if trainer.done:
             raise UserError(f"the run already trained {trainer.nimg / 1000:g} kimg of training.duration_kimg = "
                             f"{recipe.training.duration_kimg:g}; raise it with --set training.duration_kimg=...")
+    warnings = [text.rstrip(".") for text in (warning, fid_series_warning(recipe)) if text]
+    if warnings and dist.is_main:
+        warn("; ".join(warnings) + ".")
     return trainer
 
 

@@ -5,6 +5,7 @@ Each case runs the CLI in-process (`edmctl.cli.main.main`) in a fresh folder tha
 `{tmp}` in an argument is that folder. Cases that need a recorded run copy a registry made once per module.
 """
 
+import contextlib
 import os
 import shutil
 import struct
@@ -67,6 +68,17 @@ def links(tmp: Path) -> None:
     (tmp / "loop").symlink_to(tmp / "loop2")
     (tmp / "loop2").symlink_to(tmp / "loop")
     (tmp / "dangling").symlink_to(tmp / "nowhere")
+
+
+def tampered(*statements: str) -> Callable[[Path], None]:
+    """The registry's database edited by hand: `statements` run on it."""
+    import sqlite3
+
+    def setup(tmp: Path) -> None:
+        with contextlib.closing(sqlite3.connect(tmp / "home" / "registry.db")) as connection, connection:
+            for statement in statements:
+                connection.execute(statement)
+    return setup
 
 
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -384,6 +396,22 @@ CASES = [
     *(Case("sweep", ["sweep", "{tmp}/s.toml", *dry], "/nonexistent/ref.npz does not exist", write("s.toml", (
         'trial = "fid"\nmodel = "ideal:digits?n=20"\n[set]\n"eval.detector" = "pixels"\n"eval.ref" = "/nonexistent/ref.npz"\n'
         '[grid]\n"eval.num" = [2]\n'))) for dry in ([], ["--dry-run"])),
+    # -- a registry edited by hand: one sentence naming the damage, nothing written (no run folder, no --to) ----
+    *(Case(argv[0], argv, says, tampered(statement), "trained") for statement, argv, says in (
+        ("UPDATE runs SET recipe_json = 'not json'", ["show", "run1"], "record of run1 is damaged: recipe_json holds 'not json'"),
+        ("UPDATE runs SET extra_json = '[1]'", ["runs"], "extra_json holds '[1]', not a JSON dict"),
+        ("UPDATE runs SET argv_json = '3'", ["reproduce", "run1"], "argv_json holds '3', not a JSON list of strs"),
+        ("UPDATE runs SET seeds_json = '[\"a\"]'", ["sample", "--model", "run:1", "--seeds", "0"], "seeds_json"),
+        ("UPDATE runs SET created = 1e308", ["runs"], "created is 1e+308, not a time"),
+        ("UPDATE runs SET started = 'x'", ["show", "latest"], "started is 'x', not a time"),
+        ("UPDATE runs SET parent_id = 1", ["runs", "copy", "run1", "--to", "{tmp}/other"], "it is its own parent"),
+        ("UPDATE runs SET pid = 99999999999, status = 'running'", ["runs"], "pid is 99999999999"),
+        ("UPDATE registry_meta SET value = 'abc'", ["runs"], "records schema version 'abc', not a number"),
+        ("DROP TABLE metrics", ["sample", "--model", "run:1", "--seeds", "0", "--steps", "2"], "lacks the table(s) metrics"),
+        ("UPDATE latest_metrics SET value = 'abc'", ["reproduce", "run1"], "has value 'abc', not a number"),
+        ("UPDATE metrics SET value = 'abc'", ["runs", "copy", "run1", "--to", "{tmp}/other"], "has value 'abc', not a number"))),
+    Case("runs", ["runs", "copy", "run1", "--to", "{tmp}/other"], "still running",
+         tampered(f"UPDATE runs SET status = 'running', pid = {os.getpid()}, host = '{__import__('socket').gethostname()}'"), "trained"),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

@@ -20,20 +20,14 @@ def copy(
     """Copy runs with their metrics, artifact records and lineage into another registry (ids renumbered there);
     runs the target already holds are left as they are, so copying twice adds nothing. Files are not moved."""
     from edmctl.registry import Registry
-    from edmctl.registry.copy import copy_runs, registry_at
+    from edmctl.registry.copy import read_copy, registry_at, write_copy
 
     if (to is None) == (source is None):
         raise UserError("runs copy needs exactly one of --to URL (from this registry) or --from URL (into this one).")
-    if to is not None:
-        here = Registry(create=False)
-        for run in runs:
-            here.get(run)  # an unknown run is refused before the target is created
-        report = copy_runs(here, registry_at(to, create=True, what="--to"), runs)
+    if to is not None:  # all is read, and bad input refused, before the target is created
+        report = write_copy(read_copy(Registry(create=False), runs), registry_at(to, create=True, what="--to"))
     else:
-        there = registry_at(source, create=False, what="--from")
-        for run in runs:
-            there.get(run)  # an unknown run is refused before this registry is created
-        report = copy_runs(there, Registry(create=True), runs)
+        report = write_copy(read_copy(registry_at(source, create=False, what="--from"), runs), Registry(create=True))
     doc = {"copied": {f"run{a}": f"run{b}" for a, b in report.copied.items()},
            "already_there": {f"run{a}": f"run{b}" for a, b in report.present.items()},
            "metric_rows": report.metric_rows, "artifact_rows": report.artifact_rows}

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, insert, select
 
 from edmctl.errors import UserError
 from edmctl.registry import db
-from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord
+from edmctl.registry.schema import ArtifactRecord, LatestMetric, MetricPoint, RunRecord, checked
 from edmctl.registry.store import Registry, is_stale
 
 RUNS, METRICS, LATEST, ARTIFACTS = (RunRecord.__table__, MetricPoint.__table__, LatestMetric.__table__,
@@ -51,10 +51,25 @@ def registry_at(where: str, create: bool, what: str = "--to/--from") -> Registry
     return Registry(sqlite_file.parent if sqlite_file is not None else None, url=url, create=create)
 
 
+@dataclass
+class Copy:
+    """What `read_copy` read from the source: the runs by generation, their metric rows and artifact records."""
+
+    source: Registry
+    runs: list[list[RunRecord]]
+    metrics: list
+    latest: list
+    artifacts: list
+
+
 def copy_runs(source: Registry, target: Registry, refs: list[str]) -> CopyReport:
     """Copy the runs `refs` name (with their lineage) from `source` into `target`; see the module docstring."""
-    if source.url == target.url:
-        raise UserError(f"--to/--from names the registry the runs are in ({db.shown(source.url)}); name another one.")
+    return write_copy(read_copy(source, refs), target)
+
+
+def read_copy(source: Registry, refs: list[str]) -> Copy:
+    """Everything to copy, read (and refused: an unknown run, a run still running, a damaged record) before any
+    target is made."""
     runs = lineage(source, [source.get(ref).id for ref in refs])
     live = [run.label for generation in runs for run in generation if run.status == "running" and not is_stale(run)]
     if live:
@@ -64,8 +79,15 @@ def copy_runs(source: Registry, target: Registry, refs: list[str]) -> CopyReport
         metrics = conn.execute(select(METRICS).where(METRICS.c.run_id.in_(ids)).order_by(METRICS.c.id)).mappings().all()
         latest = conn.execute(select(LATEST).where(LATEST.c.run_id.in_(ids))).mappings().all()
         artifacts = conn.execute(select(ARTIFACTS).where(ARTIFACTS.c.run_id.in_(ids)).order_by(ARTIFACTS.c.id)).mappings().all()
-    artifacts = [{**row, "path": target.stored_path(source.artifact_path(ArtifactRecord(**row)))} for row in artifacts]
-    return db.write(target.engine, lambda conn: _write(conn, runs, metrics, latest, artifacts))
+    return Copy(source, runs, [checked(row) for row in metrics], [checked(row) for row in latest], artifacts)
+
+
+def write_copy(copy: Copy, target: Registry) -> CopyReport:
+    """Write what `read_copy` read into `target`, in one transaction."""
+    if copy.source.url == target.url:
+        raise UserError(f"--to/--from names the registry the runs are in ({db.shown(target.url)}); name another one.")
+    artifacts = [{**row, "path": target.stored_path(copy.source.artifact_path(ArtifactRecord(**row)))} for row in copy.artifacts]
+    return db.write(target.engine, lambda conn: _write(conn, copy.runs, copy.metrics, copy.latest, artifacts))
 
 
 def lineage(registry: Registry, run_ids: list[int]) -> list[list[RunRecord]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, StatementError
 
 from edmctl import paths
 from edmctl.errors import UserError
@@ -97,6 +97,9 @@ def translated(url: str) -> Iterator[None]:
         raise explain(error, url) from None
     except DatabaseError as error:
         raise explain(error, url) from None
+    except StatementError as error:  # a stored value its column's type cannot hold (text in a number column)
+        raise RegistryUnavailable(f"Cannot use the registry database {sqlite_path(url) or shown(url)}: a stored value "
+                                  f"has the wrong type ({error.orig}){DAMAGED_ADVICE}") from None
 
 
 def database_url(home: Path | None = None, url: str | None = None) -> str:

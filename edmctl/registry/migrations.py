@@ -74,7 +74,17 @@ def ensure_schema(engine: Engine, url: str, lock_dir: Path) -> None:
     if stored_version(engine) != SCHEMA_VERSION:
         with SCHEMA_LOCKS[engine.dialect.name](engine, lock_dir):
             _create_or_upgrade(engine, url)
+    check_tables(engine, url)
     _ready.add(key)
+
+
+def check_tables(engine: Engine, url: str) -> None:
+    """Every table of the schema is there: a database missing one (dropped by hand) would fail a run half-way."""
+    with db.read(engine) as conn:
+        missing = [table.name for table in TABLES if not inspect(conn).has_table(table.name)]
+    if missing:
+        raise db.RegistryUnavailable(f"The registry database {db.shown(url)} lacks the table(s) {', '.join(missing)}: "
+                                     f"it is damaged{db.DAMAGED_ADVICE}")
 
 
 def stored_version(engine: Engine) -> int | None:
@@ -83,6 +93,9 @@ def stored_version(engine: Engine) -> int | None:
         if not inspect(conn).has_table("registry_meta"):
             return None
         value = conn.execute(text("SELECT value FROM registry_meta WHERE key = 'schema_version'")).scalar()
+    if value is not None and not str(value).isdigit():
+        raise db.RegistryUnavailable(f"The registry database {db.shown(str(engine.url))} records schema version "
+                                     f"{value!r}, not a number: it is damaged{db.DAMAGED_ADVICE}")
     return None if value is None else int(value)
 
 

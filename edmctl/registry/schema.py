@@ -99,6 +99,16 @@ class RunRecord(SQLModel, table=True):
     def extra(self) -> dict[str, Any]:
         return load_json(self.extra_json)
 
+    def checked(self) -> "RunRecord":
+        """The record, after checking that every column holds what edmctl writes there (`damage`)."""
+        problem = damage(self)
+        if problem:
+            from edmctl.errors import UserError
+
+            raise UserError(f"The registry's record of {self.label} is damaged: {problem}; the database was edited or "
+                            f"cut short: remove the run (`edmctl runs rm {self.label}`) or restore the database from a backup.")
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         """Everything about the run with the JSON columns decoded (for `--json` and for reproduce)."""
         doc = {k: v for k, v in self.model_dump().items() if not k.endswith("_json")}
@@ -199,6 +209,70 @@ def load_json(text: str) -> Any:
     """A recipe or extra column decoded, non-finite floats restored (older rows' `Infinity` is read as well)."""
     value = json.loads(text)
     return decode_non_finite(value) if any(f'"{name}"' in text for name in NON_FINITE) else value
+
+
+TIME_MAX = 253402300799.0  # 9999-12-31 23:59:59 UTC, the last second `time.localtime` and `datetime` can show
+PID_MAX = 2**22  # Linux's largest pid_max
+# A JSON column's type, and its items' where they are used one by one.
+JSON_COLUMNS: dict[str, tuple[type, type | None]] = {"recipe_json": (dict, None), "extra_json": (dict, None),
+                                                     "seeds_json": (list, int), "argv_json": (list, str),
+                                                     "devices_json": (list, str)}
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+
+
+def damage(record: "RunRecord") -> str | None:
+    """What in `record` is not as edmctl writes it (text in a time column, a time past year 9999, a PID no process
+    has, a run that is its own parent, JSON that does not decode to its column's type), or None."""
+    for column in ("created", "started", "ended", "heartbeat"):
+        value = getattr(record, column)
+        if value is not None and not ((_is(value, float) or _is(value, int)) and 0 <= value <= TIME_MAX):
+            return f"{column} is {value!r}, not a time"
+    for column, low, high in (("pid", 1, PID_MAX), ("world_size", 1, PID_MAX), ("parent_id", 1, None)):
+        value = getattr(record, column)
+        if value is not None and not (_is(value, int) and low <= value and (high is None or value <= high)):
+            return f"{column} is {value!r}"
+    if record.parent_id is not None and record.parent_id == record.id:
+        return "it is its own parent"
+    for column, (kind, item) in JSON_COLUMNS.items():
+        try:
+            value = load_json(getattr(record, column))
+        except (TypeError, ValueError):
+            value = None
+        if not _is(value, kind) or (item is not None and not all(_is(v, item) for v in value)):
+            return f"{column} holds {str(getattr(record, column))[:60]!r}, not a JSON {kind.__name__}" + (
+                f" of {item.__name__}s" if item else "")
+    return None
+
+
+NUMBER_COLUMNS = {"value": float, "min": float, "max": float, "step": int}  # of metric rows, each may be None
+
+
+def metric_damage(row: Any) -> str | None:
+    """What in a metric row (a MetricPoint, LatestMetric or a mapping of its columns) is not a number where one
+    belongs (text written into the database by hand), or None."""
+    get = row.get if isinstance(row, dict) or hasattr(row, "keys") else lambda name: getattr(row, name, None)
+    for column, kind in NUMBER_COLUMNS.items():
+        value = get(column)
+        if value is not None and not (_is(value, kind) or (kind is float and _is(value, int))):
+            return f"metric {get('key')!r} of run{get('run_id')} has {column} {value!r}, not a number"
+    return None
+
+
+def checked(row: Any) -> Any:
+    """A row as read, after checking it holds what edmctl writes (`damage`, `metric_damage`); a UserError naming
+    what is damaged otherwise."""
+    if isinstance(row, RunRecord):
+        return row.checked()
+    problem = metric_damage(row) if isinstance(row, (MetricPoint, LatestMetric, dict)) or hasattr(row, "keys") else None
+    if problem:
+        from edmctl.errors import UserError
+
+        raise UserError(f"The registry's record is damaged: {problem}; the database was edited or cut short: restore "
+                        f"it from a backup, or remove the run.")
+    return row
 
 
 def finite_or_none(value: float) -> Optional[float]:

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from edmctl import paths
 from edmctl.errors import UserError
 from edmctl.registry import db, environment, migrations, writes
-from edmctl.registry.schema import (KINDS, RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
+from edmctl.registry.schema import (KINDS, PID_MAX, checked, RUN_COLUMNS, STATUSES, ArtifactRecord, LatestMetric, MetricPoint, RunRecord,
                                     encode_non_finite, load_json)
 
 STALE_AFTER_S = 120.0  # a run whose PID cannot be checked here and whose heartbeat is older than this is reaped
@@ -314,7 +314,7 @@ class Registry:
         if not self.exists:
             return []
         with db.translated(self.url), Session(self.engine) as session:
-            return list(session.exec(query).all())
+            return [checked(row) for row in session.exec(query).all()]
 
     def _scalars(self, query) -> list:
         if not self.exists:
@@ -413,7 +413,10 @@ def is_stale(row) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie (killed, not yet waited for by its parent)."""
+    """Whether a process exists and is not a zombie (killed, not yet waited for by its parent). A number no PID can
+    be (0 or less would signal a process group; a damaged row) is no live process."""
+    if not isinstance(pid, int) or not 0 < pid <= PID_MAX:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -130,6 +130,8 @@ def vs_nvlabs_rows(output: str) -> list[Row]:
     for start, target, met in VS_NVLABS:
         (what, median, low, high), = _number(rf"^({start}) .*?: median ([\d.]+) \(spread ([\d.]+)\.\.([\d.]+)", output)
         rows.append(Row(f"edmctl / NVlabs {what}", f"{median} ({low}..{high})", target, met(float(median))))
+    for what, ratio in _number(r"^(training activations kept for backward) edmctl / NVlabs: ([\d.]+)", output):
+        rows.append(Row(f"edmctl / NVlabs {what}", ratio, "<= 1", float(ratio) <= 1))
     return rows
 
 

@@ -14,7 +14,9 @@ times after a warm-up:
   update written as in its `training_loop.py`, against edmctl's `DenoisingLoss` + `Denoiser` and
   `edmctl.train.loop.apply_gradients` with its `adam` (what `Trainer.step` runs); images/s (wall and CPU), and
   the peak resident memory the step adds on top of what the process held before it (glibc's free memory
-  returned with `malloc_trim(0)` before each step, RSS sampled every 0.5 ms by a thread).
+  returned with `malloc_trim(0)` before each step, RSS sampled every 0.5 ms by a thread); and the bytes of the
+  activations one training forward keeps for backward (`torch.autograd.graph.saved_tensors_hooks`), which
+  does not depend on the allocator.
 
 Ratios are edmctl ÷ NVlabs per interleaved pair; printed as the median and the spread (min..max) over pairs.
 Sampling and memory: lower is better; training images/s: higher is better. Run with OMP_NUM_THREADS=1 (as
@@ -217,6 +219,26 @@ def compare_memory(pair, repeats: int) -> None:
           f"{statistics.median(t for t, _ in growth) / mib:.0f} MiB, edmctl {statistics.median(o for _, o in growth) / mib:.0f} MiB]")
 
 
+def kept_for_backward(step_forward) -> int:
+    """Bytes of the tensors autograd keeps for backward during `step_forward()` (each storage once): what the
+    network holds between its forward and backward passes, independent of the allocator, unlike the RSS."""
+    kept = {}
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.setdefault(t.untyped_storage().data_ptr(), t),
+                                                  lambda t: t):
+        step_forward()
+    return sum(t.untyped_storage().nbytes() for t in kept.values())
+
+
+def compare_kept(theirs, ours, batch: int, resolution: int) -> None:
+    """Activations kept for backward by one training forward (same inputs, σ and dropout seed), edmctl / NVlabs."""
+    x = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(3)) * SIGMA_DATA
+    sigma = torch.full((batch,), 1.0)
+    kept = [kept_for_backward(lambda: net(x, sigma)) for net in (theirs, ours)]
+    mib = 2**20
+    print(f"training activations kept for backward edmctl / NVlabs: {kept[1] / kept[0]:.3f}   "
+          f"[NVlabs {kept[0] / mib:.1f} MiB, edmctl {kept[1] / mib:.1f} MiB]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -242,6 +264,7 @@ def main() -> None:
         compare_times("training", train, args.repeats, per_second=args.batch)
     if "memory" in args.parts:
         compare_memory(train, args.repeats)
+        compare_kept(theirs, ours, args.batch, args.resolution)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -384,3 +384,31 @@ def test_every_bad_input_exits_2_and_records_nothing(env, capsys, pngs, detector
         assert code == 2, case
         assert "error:" in err and out == "", case
         assert _fid_runs(env["tmp"] / "home") == [], case
+
+
+def test_ranks_sharing_a_seed_block_take_alternate_batches_and_rank_0_gets_one_process_statistics(monkeypatch):
+    """`shared_stats` on two ranks, the all-gather played by hand: rank r generates batches r, r + 2, ...; rank
+    0 accumulates every batch in order and gets `compute_stats`'s statistics of the whole block, to the bit."""
+    import edmctl.fid.shared as shared
+    from edmctl.train.distributed import Dist
+
+    det = load_detector("pixels")
+    generated = {0: [], 1: []}
+
+    def make_batches(rank):
+        def make(seeds):
+            generated[rank].append(seeds)
+            yield torch.stack([torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8,
+                                             generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return make
+
+    sent = []  # rank 1's rows of each round, handed to rank 0 in the same round
+    monkeypatch.setattr(shared, "gather_rows", lambda dist, rows, capacity: sent.append(rows) or [rows])
+    assert shared.shared_stats(make_batches(1), det, 48, range(29), 8, Dist(rank=1, world_size=2)) is None
+    rounds = iter(sent)
+    monkeypatch.setattr(shared, "gather_rows", lambda dist, rows, capacity: [rows, next(rounds)])
+    measured = shared.shared_stats(make_batches(0), det, 48, range(29), 8, Dist(rank=0, world_size=2))
+    assert generated == {0: [range(0, 8), range(16, 24)], 1: [range(8, 16), range(24, 29)]}
+    alone = compute_stats((b for i in range(0, 29, 8) for b in make_batches(0)(range(i, min(i + 8, 29)))), det).stats
+    assert measured.num_images == 29 and np.array_equal(measured.stats.mu, alone.mu)
+    assert np.array_equal(measured.stats.sigma, alone.sigma)

@@ -216,3 +216,22 @@ def test_a_fid_series_dearer_than_the_training_on_eval_nums_default_is_refused_a
     assert "FID(s) of" not in capsys.readouterr().err
     assert main(["train", RECIPE, "--dry-run", *sets([*TINY, *series[1:], "eval.every_kimg=0.064", "eval.num=32"])]) == 0
     assert "warning: eval.every_kimg = 0.064 takes 3 FID(s) of eval.num = 32 images" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_under_nproc_every_rank_measures_the_fid_series_and_it_is_what_one_process_measures(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """Two gloo processes share each FID of the series, 4 batches of 8 images: its last point, at the end of
+    training, equals `edmctl fid RUN` of the final EMA measured alone with the same batches, bit for bit."""
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    ref = tmp_path / "digits_pixels.npz"
+    assert main(["fid", "ref", "digits", "--out", str(ref), "--detector", "pixels"]) == 0
+    shared = ["eval.every_kimg=0.064", "eval.num=32", "eval.batch=8", f"eval.ref={ref}", "training.batch_gpu=8"]
+    assert main(["train", RECIPE, "--nproc", "2", *sets(TINY + shared)]) == 0
+    registry = Registry()
+    fid, kid = registry.history(1, "fid"), registry.history(1, "kid")
+    assert [p.step for p in fid] == [64, 128, 160] and registry.get("run1").world_size == 2
+    capsys.readouterr()
+    assert main(["fid", "run1", "--num", "32", "--batch", "8", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert (alone["fid"], alone["kid"]) == (fid[-1].value, kid[-1].value)

@@ -97,3 +97,18 @@ def torchrun_command(nproc: int, argv: list[str], rendezvous: Sequence[str] = ("
     rendezvous is `--standalone` on one machine, `--nnodes` and `--rdzv_*` across the nodes of a Slurm job."""
     return [sys.executable, "-m", "torch.distributed.run", *rendezvous, f"--nproc_per_node={nproc}",
             "-m", "edmctl", "train", *argv]
+
+
+def gather_rows(info: Dist, rows: torch.Tensor, capacity: int) -> list[torch.Tensor]:
+    """Every rank's float64 rows (n_r, D) with n_r ≤ `capacity`, in rank order, on every rank, on the CPU."""
+    if not info.active:
+        return [rows]
+    import torch.distributed as dist
+
+    padded = torch.zeros(capacity, rows.shape[1], dtype=torch.float64, device=info.device)
+    padded[: len(rows)] = rows.to(info.device)
+    counts = [torch.zeros(1, dtype=torch.int64, device=info.device) for _ in range(info.world_size)]
+    dist.all_gather(counts, torch.tensor([len(rows)], device=info.device))
+    gathered = [torch.empty_like(padded) for _ in range(info.world_size)]
+    dist.all_gather(gathered, padded)
+    return [g[: int(n)].cpu() for g, n in zip(gathered, counts)]

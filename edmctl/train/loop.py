@@ -209,8 +209,8 @@ def due(before: int, after: int, kimg: float, done: bool) -> bool:
 
 
 class Hooks:
-    """What `run_training` reports, each every its interval and at the end. These do nothing (every rank but 0);
-    `edmctl.train.record.Recorder` records them."""
+    """What `run_training` reports, each every its interval and at the end, on every rank. These do nothing;
+    `edmctl.train.record.Recorder` records them on rank 0, and `FidShare` takes the other ranks' part in FID."""
 
     def tick(self, tick: Tick) -> None:
         """Every `training.tick_kimg`: the tick's metrics."""

@@ -1,5 +1,6 @@
 """Rank 0's side of the training loop (`Recorder`, the `Hooks` that record): tick metrics, sample grids, FID and
-snapshots into the registry, and into TensorBoard event files when the recipe asks (`board.py`).
+snapshots into the registry, and into TensorBoard event files when the recipe asks (`board.py`); under
+`--nproc` the other ranks' part in each FID (`FidShare`, `edmctl.fid.shared`).
 
 Grids and FID sample the EMA weights (EDM's evaluated model) with the recipe's `[sampler]` from fixed seeds —
 seeds 0..`training.grid_seeds`-1 for a grid, 0..`eval.num`-1 for FID (one seed block of the paper's protocol;
@@ -101,8 +102,19 @@ class Recorder(Hooks):
             self.board.grid(path, nimg)
 
     def fid(self, nimg: int) -> None:
-        """FID (and KID) of seeds 0..eval.num-1 from the EMA, logged at `nimg`."""
-        result = self.fid_plan.measure()[0]
+        """FID (and KID) of seeds 0..eval.num-1 from the EMA, logged at `nimg`; under `--nproc` measured with the
+        other ranks (`FidShare`)."""
+        plan, dist = self.fid_plan, self.trainer.dist
+        if dist.active:
+            from edmctl.fid.pipeline import compare
+            from edmctl.fid.shared import shared_stats
+
+            seeds = plan.blocks[0]
+            dim = plan.detector.feature_dim(self.denoiser.img_shape)
+            result = compare(shared_stats(plan.make_batches, plan.detector, dim, seeds, plan.batch, dist),
+                             plan.ref_stats, seeds)
+        else:
+            result = plan.measure()[0]
         values = {"fid": result.fid, **({"kid": result.kid} if result.kid is not None else {})}
         self.run.log_metrics(values, step=nimg)
         if self.board is not None:
@@ -113,3 +125,26 @@ class Recorder(Hooks):
         save_snapshot(path, state)
         self.run.add_artifact(path, kind="checkpoint", step=state["nimg"])
         self.last = str(path)
+
+
+class FidShare(Hooks):
+    """Every rank but 0 under `--nproc` when the recipe measures an FID series (`eval.every_kimg`): generates and
+    passes through the detector its share of each measurement's batches, for rank 0 to accumulate
+    (`edmctl.fid.shared`). Records nothing."""
+
+    def __init__(self, trainer: Trainer):
+        from edmctl.fid.detectors import load_detector
+        from edmctl.sampling.driver import generated_batches
+
+        settings, device = trainer.recipe.eval, trainer.dist.device
+        self.trainer, self.settings = trainer, settings
+        self.detector = load_detector(settings.detector, settings.protocol, device)
+        denoiser = trainer.ema_denoiser()
+        self.dim = self.detector.feature_dim(denoiser.img_shape)
+        self.make_batches, _ = generated_batches(denoiser, trainer.recipe.sampler, settings.batch, device)
+
+    def fid(self, nimg: int) -> None:
+        from edmctl.fid.shared import shared_stats
+
+        shared_stats(self.make_batches, self.detector, self.dim, range(self.settings.num), self.settings.batch,
+                     self.trainer.dist)

@@ -16,7 +16,7 @@ from edmctl.recipe.schema import fid_series_warning
 from edmctl.train.checkpoint import latest_snapshot, load_snapshot
 from edmctl.train.distributed import Dist
 from edmctl.train.loop import Hooks, Trainer, run_training, time_per_kimg
-from edmctl.train.record import Recorder, check_watching
+from edmctl.train.record import FidShare, Recorder, check_watching
 
 IN_MEMORY_BYTES = 2 << 30  # datasets up to 2 GiB are read into memory once
 
@@ -88,7 +88,7 @@ def train(recipe, dist: Dist, argv: list[str] | None = None, resume: str | None 
     parent, snapshot = resume_point(resume) if resume is not None else (None, None)
     trainer = prepare(recipe, dist, snapshot, warn)
     if not dist.is_main:
-        run_training(trainer, Hooks())
+        run_training(trainer, FidShare(trainer) if recipe.eval.every_kimg > 0 else Hooks())
         return Outcome(None, trainer.nimg, trainer.parameter_count, {}, None)
     from edmctl.registry import open_run
 

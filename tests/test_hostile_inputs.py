@@ -412,6 +412,11 @@ CASES = [
         ("UPDATE metrics SET value = 'abc'", ["runs", "copy", "run1", "--to", "{tmp}/other"], "has value 'abc', not a number"))),
     Case("runs", ["runs", "copy", "run1", "--to", "{tmp}/other"], "still running",
          tampered(f"UPDATE runs SET status = 'running', pid = {os.getpid()}, host = '{__import__('socket').gethostname()}'"), "trained"),
+    # -- data: a dataset.json nested past Python's recursion limit, float images all NaN (no numpy warning first) ----
+    *(Case(argv[0], argv, "nests arrays or objects too deeply", image_folder("imgs", count=2, labels="[" * 100000)) for argv in (
+        ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], ["train", "recipes/digits.toml", "--dry-run", "--set", "data.source='{tmp}/imgs'"])),
+    Case("dataset", ["dataset", "{tmp}/nan.npz", "{tmp}/out.zip"], "found 128 values that are not finite",
+         npz("nan.npz", images=np.full((2, 1, 8, 8), np.nan, np.float32))),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

@@ -20,6 +20,8 @@ def parse_labels(text: bytes | str, where: str, image_names: list[str]) -> torch
         doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{where} is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise UserError(f"{where} nests arrays or objects too deeply to read; it holds {{\"labels\": [[file, class], ...]}}.") from None
     if not isinstance(doc, dict) or "labels" not in doc:
         raise UserError(f"{where} must be an object with a \"labels\" key: {{\"labels\": [[file, class], ...]}}.")
     entries = doc["labels"]

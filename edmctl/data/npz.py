@@ -38,9 +38,12 @@ def _to_uint8(images: np.ndarray, where: str) -> np.ndarray:
         return images
     if not np.issubdtype(images.dtype, np.floating):
         raise UserError(f"{where}: images must be uint8 or float in [-1, 1], got dtype {images.dtype}.")
-    if images.size and not (np.isfinite(images).all() and np.abs(images).max() <= 1 + FLOAT_TOLERANCE):
+    if images.size and not np.isfinite(images).all():
+        raise UserError(f"{where}: float images must lie in [-1, 1], found {np.count_nonzero(~np.isfinite(images)):,} "
+                        f"values that are not finite (NaN or infinite).")
+    if images.size and np.abs(images).max() > 1 + FLOAT_TOLERANCE:
         raise UserError(f"{where}: float images must lie in [-1, 1], found values in "
-                        f"[{np.nanmin(images):.3g}, {np.nanmax(images):.3g}].")
+                        f"[{images.min():.3g}, {images.max():.3g}].")
     return np.clip(np.rint((images.astype(np.float64) + 1) * 127.5), 0, 255).astype(np.uint8)
 
 

@@ -166,6 +166,16 @@ def test_reading_an_absent_registry_creates_nothing(home, registry_backend):
     assert not home.exists()
 
 
+def test_where_compares_a_list_or_table_field_as_json_not_a_database_error(home):
+    for mult in ([1, 2], [1, 2, 2]):
+        with open_run(kind="train", recipe={"network": {"channel_mult": mult}}, home=home) as run:
+            run.update(levels={"a": mult})
+    reg = Registry(home)
+    assert [r.recipe["network"]["channel_mult"] for r in reg.list(where={"network.channel_mult": "[1, 2]"})] == [[1, 2]]
+    assert len(reg.list(where={"extra.levels": '{"a": [1,2,2]}'})) == 1
+    assert reg.list(where={"network.channel_mult": "[2]"}) == []
+
+
 def test_list_filters_by_kind_status_where_and_limit(home):
     for steps, solver in [(18, "heun"), (32, "euler"), (18, "euler")]:
         recipe = {"sampler": {"solver": solver, "steps": steps}}

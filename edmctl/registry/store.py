@@ -375,8 +375,10 @@ def _column_equals(column, value: Any):
 
 
 def _sqlite_json_equals(column, path: list[str], value: Any):
-    """SQLite: `json_extract(column, '$.a.b') = value` (JSON scalars come back as SQL values; null as NULL)."""
-    return func.json_extract(column, "$." + ".".join(path)) == value
+    """SQLite: `json_extract(column, '$.a.b') = value` (JSON scalars come back as SQL values; null as NULL; a list
+    or table as its minified JSON text, which `json()` makes of the value too)."""
+    field = func.json_extract(column, "$." + ".".join(path))
+    return field == func.json(json.dumps(value)) if isinstance(value, (list, dict)) else field == value
 
 
 def _postgres_json_equals(column, path: list[str], value: Any):

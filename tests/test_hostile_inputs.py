@@ -131,7 +131,9 @@ NON_FINITE = [  # (override, fragment of the message)
     ("training.batch=1000000000000", "training.batch"), ("augment.xflip=inf", "augment.xflip"),
     ("augment.scale_std=nan", "augment.scale_std"), ("network.model_channels=1000000000", "network.model_channels"),
     ("eval.num=1000000000000", "eval.num"), ("precond.C_1=inf", "precond.C_1"),
-    ("training.duration_kimg=0.001", "one batch"),
+    ("training.duration_kimg=0.001", "one batch"), ("training.snapshot_kimg=1e-300", "training.snapshot_kimg (1e-300) is less than one batch"),
+    ("training.tick_kimg=0.01", "training.tick_kimg (0.01) is less than one batch"),
+    ("training.grid_kimg=1e-300", "training.grid_kimg (1e-300) is less than one batch"),
 ]
 
 SWEEP = write("sweep.toml", 'model = "ideal:digits?n=20"\nseeds = "0-1"\n[grid]\n"sampler.steps" = [2, 3]\n')
@@ -304,6 +306,8 @@ CASES = [
         (write("ref.npz", "not an npz"), "ref.npz"), (stats("ref.npz", np.zeros(10), np.eye(10)), "10-dimensional"),
         (lambda tmp: (tmp / "ref.npz").mkdir(), "not a file"))),
     Case("train", ["train", "recipes/digits.toml", "--set", "eval.every_kimg=0.1"], "needs eval.ref"),
+    Case("train", ["train", "recipes/digits.toml", "--set", "eval.every_kimg=1e-300", "--set", "eval.ref='{tmp}/r.npz'"],
+         "eval.every_kimg (1e-300) is less than one batch of training.batch = 64 images"),
     Case("train", ["train", "recipes/digits.toml", "--set", "training.grid_kimg=nan"], "training.grid_kimg"),
     Case("train", ["train", "recipes/digits.toml", "--set", "training.grid_seeds=1000000"], "training.grid_seeds"),
     Case("train", ["train", "recipes/digits.toml", "--set", "training.tensorboard='yes'"], "training.tensorboard"),

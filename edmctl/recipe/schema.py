@@ -226,6 +226,8 @@ class Training(Section):
         if self.duration_kimg * 1000 < self.batch:
             raise ValueError(f"training.duration_kimg ({self.duration_kimg:g}) is less than one batch of "
                              f"training.batch = {self.batch} images ({self.batch / 1000:g} kimg)")
+        for field in ("tick_kimg", "snapshot_kimg", "grid_kimg"):
+            check_interval(f"training.{field}", getattr(self, field), self.batch)
         if self.batch_gpu is not None and self.batch % self.batch_gpu:
             raise ValueError(f"training.batch ({self.batch}) must be a multiple of training.batch_gpu ({self.batch_gpu})")
         return self
@@ -325,6 +327,14 @@ def fid_series_warning(recipe) -> str | None:
             f"larger eval.every_kimg, costs no more than the training")
 
 
+def check_interval(name: str, kimg: float, batch: int) -> None:
+    """An event every `kimg` (0: never) falls between optimizer steps, so a positive interval under one batch (1e-300)
+    can only mean every step: refused, naming the smallest interval there is."""
+    if 0 < kimg * 1000 < batch:
+        raise ValueError(f"{name} ({kimg:g}) is less than one batch of training.batch = {batch} images ({batch / 1000:g} "
+                         f"kimg), the smallest interval there is (every step)")
+
+
 class Recipe(Section):
     """A point in the design space, with everything needed to train, sample and evaluate it."""
 
@@ -340,6 +350,7 @@ class Recipe(Section):
     def _fid_series_affordable(self):
         """A FID series dearer than the training on eval.num's default — the paper's 50,000 images, meant for one
         final FID — is an oversight, refused; with eval.num given, training warns instead (`fid_series_warning`)."""
+        check_interval("eval.every_kimg", self.eval.every_kimg, self.training.batch)
         warning = fid_series_warning(self)
         if warning and "num" not in self.eval.model_fields_set:
             raise ValueError(f"{warning} (eval.num is at its default, meant for the paper's one final FID: set it, "

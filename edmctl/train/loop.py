@@ -1,5 +1,6 @@
 """The training loop (EDM training_loop.py): Adam with a linear lr ramp-up, gradient accumulation up to the
-global batch, loss = Σ per-element loss / batch, NaN gradients zeroed and ±inf ones clamped to ±1e5, EMA with a half-life in kimg.
+global batch, loss = Σ per-element loss / batch, NaN gradients zeroed and ±inf ones clamped to ±1e5, EMA with a
+half-life in kimg.
 
 Every random number comes from generators seeded from `training.seed` and the rank — the torch CPU (and CUDA)
 default generator for dropout and label dropout, one `torch.Generator` for σ, noise and augmentation — and

@@ -1,6 +1,7 @@
 """`edmctl train`: EDM's loop constants, snapshots that are plain data, resume after kill -9 bit for bit, bad input
 exits 2 with nothing recorded, every digits recipe trains, and `edmctl sample` picks up the trained run."""
 
+import copy
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from edmctl.recipe import load_recipe
 from edmctl.registry import Registry
 from edmctl.train.data import IndexStream
 from edmctl.train.ema import ema_beta, make_ema, update_ema
-from edmctl.train.loop import accumulation, lr_at
+from edmctl.train.loop import accumulation, adam, apply_gradients, lr_at
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny DDPM++ on 8x8 digits: 16 images a step, a tick and a snapshot every few steps.
@@ -233,3 +234,19 @@ def test_two_gloo_processes_keep_identical_replicas(tmp_path):
     torch.manual_seed(0)
     initial = build_net(load_recipe(ROOT / "recipes/digits.toml", TINY), (1, 8, 8), 0).state_dict()
     assert any(not torch.equal(initial[k], rank0["net"][k]) for k in initial)  # they trained, in step
+
+
+def test_the_weight_update_zeroes_nan_gradients_and_clamps_infinite_ones_to_1e5_as_edms_loop():
+    """EDM's training_loop.py: nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5) before Adam's step."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 2)
+    twin, ema = copy.deepcopy(net), make_ema(net)
+    grad = torch.tensor([[float("nan"), float("inf")], [-float("inf"), 0.25]])
+    for module in (net, twin):
+        module.weight.grad, module.bias.grad = grad.clone(), torch.zeros(2)
+    apply_gradients(adam(net.parameters(), 1e-3, (0.9, 0.999), 1e-8), net, ema, 1e-3, 0.5)
+    assert torch.equal(net.weight.grad, torch.tensor([[0.0, 1e5], [-1e5, 0.25]]))
+    edms = adam(twin.parameters(), 1e-3, (0.9, 0.999), 1e-8)
+    twin.weight.grad = torch.nan_to_num(twin.weight.grad, nan=0, posinf=1e5, neginf=-1e5)
+    edms.step()
+    assert torch.equal(net.weight, twin.weight) and torch.equal(net.bias, twin.bias)

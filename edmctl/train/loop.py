@@ -1,5 +1,6 @@
 """The training loop (EDM training_loop.py): Adam with a linear lr ramp-up, gradient accumulation up to the
-global batch, loss = Σ per-element loss / batch, NaN/inf gradients zeroed, EMA with a half-life in kimg.
+global batch, loss = Σ per-element loss / batch, NaN gradients zeroed and ±inf ones clamped to ±1e5, EMA with a
+half-life in kimg.
 
 Every random number comes from generators seeded from `training.seed` and the rank — the torch CPU (and CUDA)
 default generator for dropout and label dropout, one `torch.Generator` for σ, noise and augmentation — and
@@ -50,13 +51,13 @@ def adam(params, lr: float, betas: tuple[float, float], eps: float) -> torch.opt
 
 def apply_gradients(optimizer: torch.optim.Optimizer, net: torch.nn.Module, ema: torch.nn.Module, lr: float,
                     beta: float) -> None:
-    """EDM training_loop.py's weight update: the learning rate set, NaN/inf gradients zeroed, the optimizer step,
-    the EMA update."""
+    """EDM training_loop.py's weight update: the learning rate set, NaN gradients zeroed and ±inf ones clamped to
+    ±1e5 (as EDM's loop does), the optimizer step, the EMA update."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     for param in net.parameters():
         if param.grad is not None:
-            torch.nan_to_num(param.grad, nan=0, posinf=0, neginf=0, out=param.grad)
+            torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
     optimizer.step()
     update_ema(ema, net, beta)
 

@@ -421,6 +421,11 @@ CASES = [
         ["dataset", "{tmp}/imgs", "{tmp}/out.zip"], ["train", "recipes/digits.toml", "--dry-run", "--set", "data.source='{tmp}/imgs'"])),
     Case("dataset", ["dataset", "{tmp}/nan.npz", "{tmp}/out.zip"], "found 128 values that are not finite",
          npz("nan.npz", images=np.full((2, 1, 8, 8), np.nan, np.float32))),
+    # -- an integer past Python's 4,300-digit int-from-text limit, in a --set, a recipe and a sweep file -------
+    Case("recipe", ["recipe", "show", "--set", "sampler.steps=" + "9" * 5000], "input should be a valid integer"),
+    Case("recipe", ["recipe", "show", "{tmp}/big.toml"], "a number has more than 4,300 digits", write("big.toml", "[sampler]\nsteps = " + "9" * 5000)),
+    Case("sweep", ["sweep", "{tmp}/big.toml", "--dry-run"], "a number has more than 4,300 digits",
+         write("big.toml", 'model = "ideal:digits?n=20"\n[grid]\n"sampler.steps" = [' + "9" * 5000 + "]\n")),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

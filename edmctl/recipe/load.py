@@ -16,7 +16,7 @@ def parse_value(text: str):
     """A `--set` value: any TOML value (`32`, `1e-3`, `inf`, `true`, `[1, 2]`, `"x"`), else the bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not TOML (TOMLDecodeError), or an integer of over 4,300 digits
         return text
 
 
@@ -147,6 +147,8 @@ def read_toml(path: Path) -> dict:
         raise UserError(f"{path}: TOML syntax error: {e}") from None
     except RecursionError:
         raise UserError(f"{path}: arrays or tables nested too deeply to read; a recipe is two levels deep.") from None
+    except ValueError:  # an integer of over 4,300 digits (Python's int-from-text limit)
+        raise UserError(f"{path}: a number has more than 4,300 digits; no field takes one that long.") from None
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

@@ -126,6 +126,8 @@ def read_sweep(path: str | Path) -> SweepSpec:
         raise UserError(f"{path}: TOML syntax error: {e}") from None
     except RecursionError:
         raise UserError(f"{path}: arrays or tables nested too deeply to read.") from None
+    except ValueError:  # an integer of over 4,300 digits (Python's int-from-text limit)
+        raise UserError(f"{path}: a number has more than 4,300 digits; no field takes one that long.") from None
     unknown = [key for key in raw if key not in SETTINGS]
     if unknown:
         raise UserError(f"{path}: unknown setting {unknown[0]!r}; allowed: {', '.join(SETTINGS)}.")

@@ -426,6 +426,10 @@ CASES = [
     Case("recipe", ["recipe", "show", "{tmp}/big.toml"], "a number has more than 4,300 digits", write("big.toml", "[sampler]\nsteps = " + "9" * 5000)),
     Case("sweep", ["sweep", "{tmp}/big.toml", "--dry-run"], "a number has more than 4,300 digits",
          write("big.toml", 'model = "ideal:digits?n=20"\n[grid]\n"sampler.steps" = [' + "9" * 5000 + "]\n")),
+    *(Case(command, argv, "a number given has more than 4,300 digits", env=env) for command, argv, env in (
+        ("threads", ["runs"], {"EDMCTL_THREADS": "9" * 5000}),
+        ("sample", ["sample", "--model", "ideal:digits?n=20", "--seeds", "0-" + "9" * 5000], {}),
+        ("sample", ["sample", "--model", "ideal:digits?n=" + "9" * 5000], {}))),
     # -- demo, ablate --------------------------------------------------------------------------------------
     Case("demo", ["demo", "--seeds", "²"], "seed"),
     Case("demo", ["demo", "--set", "training.lr=inf"], "training.lr"),

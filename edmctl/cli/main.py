@@ -3,9 +3,9 @@
 Exit codes: 0 success, 1 a failed check or run (`CheckFailed`), 2 bad input (`UserError`, and usage errors: one
 line each, `edmctl.cli.usage`), 130 interrupted (Ctrl-C or SIGTERM: `Interrupted`, saying what was kept and the
 command that resumes).
-A path too long for the file system (from any command) is bad input too. Anything else is a bug: one line
-"internal error: ..." and exit 1, the traceback only with EDMCTL_DEBUG=1 — a safety net, every known bad input
-has its own UserError.
+A path too long for the file system, or a number past Python's 4,300-digit integer limit (from any command), is
+bad input too. Anything else is a bug: one line "internal error: ..." and exit 1, the traceback only with
+EDMCTL_DEBUG=1 — a safety net, every known bad input has its own UserError.
 """
 
 import errno
@@ -69,7 +69,10 @@ def root(
     ctx.meta[THREADS] = threads_  # applied when a command runs (`_as_command`): a bad EDMCTL_THREADS spoils no --help
 
 
-THREADS = "edmctl.threads"  # the --threads option, in the context's meta (shared by every subcommand's context)
+THREADS = "edmctl.threads"
+# int() of a text of more digits than sys.get_int_max_str_digits() (4,300) raises this ValueError: from user input only
+# (a seed, an id, EDMCTL_THREADS, a model spec's n), so bad input wherever it is parsed, as a name too long is.
+INT_DIGITS_LIMIT = "Exceeds the limit"  # the --threads option, in the context's meta (shared by every subcommand's context)
 
 
 for module in (demo, train, sample, steps, fid, sweep, ablate, runs, runs_copy, plot, reproduce, recipe, dataset, imports):
@@ -107,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno != errno.ENAMETOOLONG:
             return internal_error(e)
         print_error(f"{e.filename!r}: the name is too long for the file system (at most 255 bytes a name); use a shorter path.")
+        return UserError.exit_code
+    except ValueError as e:
+        if not str(e).startswith(INT_DIGITS_LIMIT):
+            return internal_error(e)
+        print_error(f"a number given has more than {sys.get_int_max_str_digits():,} digits, past what Python reads as an "
+                    f"integer; no option, field or variable of edmctl takes one that long.")
         return UserError.exit_code
     except Exception as e:  # noqa: BLE001 (the safety net)
         return internal_error(e)

@@ -624,6 +624,25 @@ def test_user_text_is_printed_as_it_is_never_as_markup(capsys):
     assert "[file, class] [/x]" in capsys.readouterr().out
 
 
+def test_escape_sequences_in_registry_text_reach_no_terminal(tmp_path, monkeypatch, capsys):
+    """A run name or recipe string in a shared registry holding terminal escapes (clear the screen, set the title)
+    is printed with them visible (`\\x1b`), by every command that shows it, to a terminal as to a pipe."""
+    from edmctl.cli import common
+    from edmctl.registry import open_run
+
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    with open_run(kind="sample", name="evil\x1b[2J\x1b]0;owned\x07", recipe={"sampler": {"solver": "he\x1b[31mun"}}):
+        pass
+    for argv in (["runs"], ["show", "run1"]):
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "\x1b" not in printed and "evil\\x1b[2J" in printed and "he\\x1b[31mun" in printed, argv
+    terminal = common.safe_console(force_terminal=True, markup=False)
+    with terminal.capture() as captured:
+        terminal.print(common.styled("error:", "red"), "evil\x1b[2J", highlight=False)
+    assert captured.get().count("\x1b") == 2 and "evil\\x1b[2J" in captured.get()  # the style's codes alone
+
+
 def test_force_writes_into_a_folder_holding_images(tmp_path, monkeypatch):
     monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
     DIGIT_IMAGES(tmp_path)

@@ -4,12 +4,37 @@ rich is imported on first use, not here: `edmctl --help` needs only typer (see b
 """
 
 import math
+import re
 import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import typer
+
+
+# C0 control characters but tab and newline, DEL and C1: in user or registry text (a run name in a shared registry,
+# a recipe string) an escape sequence would drive the terminal (clear it, retitle it, fake output); shown as \x1b.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character written as its escape (`\x1b`)."""
+    return CONTROL_CHARACTERS.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
+def safe_console(**options: Any):
+    """A rich Console that writes the text it is given with `visible` control characters; its own control
+    sequences (styles, cursor moves of progress bars) go out as they are."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        def _render_buffer(self, buffer):
+            return super()._render_buffer(segment if segment.control else Segment(visible(segment.text), segment.style)
+                                          for segment in buffer)
+
+    return SafeConsole(**options)
 
 
 class LazyConsole:
@@ -21,9 +46,7 @@ class LazyConsole:
     @property
     def console(self):
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
+            self._console = safe_console(**self._options)
         return self._console
 
     def __getattr__(self, name: str) -> Any:

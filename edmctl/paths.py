@@ -239,6 +239,27 @@ def read_npz(path: Path, what: str) -> dict:
         raise UserError(f"{what} {path} is not a readable npz ({reason}).") from None
 
 
+# What torch's weights-only unpickler raises on bytes that are not a torch file (text, truncated, another format).
+UNREADABLE_TENSORS = (RuntimeError, EOFError, OSError, ValueError, AttributeError, IndexError, KeyError, TypeError)
+
+
+def read_tensors(path: Path, what: str):
+    """A torch file read with `weights_only=True` (plain tensors and containers, never code) on the CPU; a file
+    that is not one is a UserError naming `what` and `path` (the unpickler's own error type says little)."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # a damaged file can make torch warn about its pickle protocol first
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, *UNREADABLE_TENSORS) as e:
+        raise UserError(f"{what} {path} cannot be read as plain tensor data ({type(e).__name__}); it is damaged or "
+                        f"not an edmctl file.") from None
+
+
 def not_here(path: Path) -> str:
     """Why a recorded file is missing, for a message: the registry may be shared by nodes that do not all mount
     the filesystem the run wrote to."""

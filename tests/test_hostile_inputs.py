@@ -624,6 +624,18 @@ def test_user_text_is_printed_as_it_is_never_as_markup(capsys):
     assert "[file, class] [/x]" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("data", [b"root:x:0:0:root:/root:/bin/bash\n", b"", b"PK\x03\x04cut", b"\x80\x02}q\x00."])
+def test_a_file_that_is_no_torch_file_is_a_user_error_wherever_tensors_are_read(tmp_path, data):
+    """torch's weights-only unpickler raises IndexError on a text file (a snapshot path edited to /etc/passwd):
+    every reader of torch files says what is wrong instead."""
+    from edmctl.errors import UserError
+    from edmctl.train.checkpoint import load_snapshot
+
+    (tmp_path / "snapshot.pt").write_bytes(data)
+    with pytest.raises(UserError, match="cannot be read as plain tensor data|is not an edmctl training snapshot"):
+        load_snapshot(tmp_path / "snapshot.pt")
+
+
 def test_escape_sequences_in_registry_text_reach_no_terminal(tmp_path, monkeypatch, capsys):
     """A run name or recipe string in a shared registry holding terminal escapes (clear the screen, set the title)
     is printed with them visible (`\\x1b`), by every command that shows it, to a terminal as to a pipe."""

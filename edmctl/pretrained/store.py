@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import atomic_open, file_sha256, not_here
+from edmctl.paths import atomic_open, file_sha256, not_here, read_tensors
 
 FORMAT = "edmctl.import/1"
 
@@ -93,7 +93,7 @@ def load_imported_run(record):
         raise UserError(f"{not_here(path)}; import the pickle again.")
     if file_sha256(path) != artifacts[0].sha256:
         raise UserError(f"{path} does not match the sha256 the registry recorded; import the pickle again.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_tensors(path, "imported weights")
     if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("u", torch.zeros(0)), torch.Tensor):
         raise UserError(f"{path} is not an edmctl imported-weights file ({FORMAT}).")
     recipe = validate(record.recipe, f"the recipe of {record.label}")

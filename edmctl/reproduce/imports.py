@@ -9,6 +9,7 @@ def reproduce_import(record, run, registry) -> list[dict]:
     """Re-read the recorded NVlabs pickle (if unchanged) and compare recipe hash and every weight bitwise."""
     import torch
 
+    from edmctl.paths import read_tensors
     from edmctl.pretrained.store import prepare_import
 
     source = Path(record.extra["source"])
@@ -17,7 +18,7 @@ def reproduce_import(record, run, registry) -> list[dict]:
         return [unchanged]
     recipe, found, _ = prepare_import(source)
     artifact = next(a for a in registry.artifacts(record.id) if a.kind == "checkpoint")
-    weights = torch.load(registry.artifact_path(artifact), map_location="cpu", weights_only=True)["ema"]
+    weights = read_tensors(registry.artifact_path(artifact), "imported weights")["ema"]
     differing = sorted(k for k in weights.keys() | found.state_dict.keys()
                        if k not in weights or k not in found.state_dict or not torch.equal(weights[k], found.state_dict[k]))
     return [unchanged,

@@ -6,14 +6,12 @@ A snapshot holds `net`, `ema` and `optimizer` state dicts, `nimg` (images traine
 generator state, in rank order.
 """
 
-import pickle
-import warnings
 from pathlib import Path
 
 import torch
 
 from edmctl.errors import UserError
-from edmctl.paths import atomic_open, file_sha256, not_here
+from edmctl.paths import atomic_open, file_sha256, not_here, read_tensors
 
 FORMAT = "edmctl.train/1"
 KEYS = ("format", "nimg", "step", "net", "ema", "optimizer", "rng", "data_position", "world_size", "recipe_hash",
@@ -38,13 +36,7 @@ def load_snapshot(path: Path, sha256: str | None = None) -> dict:
         raise UserError(f"snapshot {not_here(path)}.")
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(f"snapshot {path} does not match the sha256 the registry recorded; it was modified or is damaged.")
-    try:
-        with warnings.catch_warnings():  # a damaged file can make torch warn about its pickle protocol first
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
-        raise UserError(f"snapshot {path} cannot be read as plain tensor data ({type(e).__name__}); it is damaged or "
-                        f"not an edmctl snapshot.") from None
+    state = read_tensors(path, "snapshot")
     if not isinstance(state, dict) or state.get("format") != FORMAT or any(key not in state for key in KEYS):
         raise UserError(f"{path} is not an edmctl training snapshot ({FORMAT}).")
     return state

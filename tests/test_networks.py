@@ -315,6 +315,7 @@ def test_inference_overwriting_activations_gives_the_autograd_paths_outputs_bit_
     assert torch.equal(inferred, net(x, c_noise, classes).detach())
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch.func's own import
 def test_torch_func_transforms_and_forward_mode_derivatives_go_through_the_networks(monkeypatch):
     """torch.func.grad / jvp and forward-mode AD through DDPM++ with dropout and attention (consistency training
     takes JVPs of the denoiser) agree with the same network on plain autograd ops to float32 rounding; vmap over

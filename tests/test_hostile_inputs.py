@@ -347,6 +347,7 @@ CASES = [
     Case("show", ["show", "[file, class]"], "[file, class]"),
     Case("compare", ["compare", "run1", "[/x]"], "[/x]", home="sampled"),
     Case("runs", ["runs", "--where", "[/x]"], "[/x]"),
+    Case("compare", ["compare", *["run1"] * 65], "compare takes 2 to 64 runs (got 65)", home="sampled"),
     # -- plots, TensorBoard, runs copy ------------------------------------------------------------------
     Case("show", ["show", "run1", "--plot", "--out", "{tmp}/curves.txt"], "suffix", home="trained"),
     Case("show", ["show", "run1", "--plot", "--out", "{tmp}/curves"], "suffix", home="trained"),

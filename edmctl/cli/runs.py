@@ -282,6 +282,9 @@ def render_show(doc: dict[str, Any]) -> None:
 # -- compare ----------------------------------------------------------------------------------------------
 
 
+COMPARE_MAX = 64  # runs side by side: more columns cannot be read, and 2,000 took over ten minutes (every pair)
+
+
 def compare(
     runs_: Annotated[list[str], typer.Argument(metavar="RUN RUN [RUN ...]", help="Two or more runs: run12, 12 or latest.")],
     all_fields: Annotated[bool, typer.Option("--all", help="Every recipe and environment field, not only those that differ.")] = False,
@@ -293,8 +296,9 @@ def compare(
     from edmctl.recipe.applies import field_applies
     from edmctl.registry import compare as compare_runs
 
-    if len(runs_) < 2:
-        raise UserError("compare needs at least two runs, e.g. `edmctl compare run12 run17`.")
+    if not 2 <= len(runs_) <= COMPARE_MAX:
+        raise UserError(f"compare takes 2 to {COMPARE_MAX} runs (got {len(runs_)}), e.g. `edmctl compare run12 run17`; "
+                        f"for more, list them with `edmctl runs --json`.")
     doc = compare_runs(registry(), runs_, all_fields=all_fields, applies=field_applies)
 
     def render() -> None:

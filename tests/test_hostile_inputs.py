@@ -637,6 +637,17 @@ def test_a_file_that_is_no_torch_file_is_a_user_error_wherever_tensors_are_read(
         load_snapshot(tmp_path / "snapshot.pt")
 
 
+def test_plotting_many_runs_prints_no_matplotlib_warning(tmp_path, homes, monkeypatch, capsys):
+    shutil.copytree(homes["trained"], tmp_path / "home")
+    monkeypatch.setenv("EDMCTL_HOME", str(tmp_path / "home"))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # outside pytest a warning is two lines on stderr
+        warnings.simplefilter("always")
+        assert main(["plot", *["run1"] * 50, "--out", str(tmp_path / "p.png")]) == 0
+    assert not [str(w.message) for w in caught] and capsys.readouterr().err == "" and (tmp_path / "p.png").is_file()
+
+
 def test_escape_sequences_in_registry_text_reach_no_terminal(tmp_path, monkeypatch, capsys):
     """A run name or recipe string in a shared registry holding terminal escapes (clear the screen, set the title)
     is printed with them visible (`\\x1b`), by every command that shows it, to a terminal as to a pipe."""

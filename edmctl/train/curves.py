@@ -7,6 +7,7 @@ bin (log y), total loss, learning rate, EMA β, images/s and FID (`eval.every_ki
 runs with the recipe fields that differ between them in the legend (what `edmctl compare` shows).
 """
 
+import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -130,6 +131,8 @@ def plot_runs(registry, refs: list[str], path: Path | None = None, metric: str |
         raise UserError(f"{', '.join(r.label for r in records)} logged no {shown!r} values with a step; "
                         f"`edmctl show {records[0].label}` lists the metrics it has.")
     fig.suptitle(" vs ".join(r.label for r in records) + (f": {metric}" if metric else ""))
-    fig.tight_layout()
+    with warnings.catch_warnings():  # many runs: a title or legend too big for any margin; the layout is the best one
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
     name = "curves.png" if len(records) == 1 else f"curves-{'-'.join(r.label for r in records)}.png"
     return save_figure(fig, Path(path) if path else registry.run_dir(records[0].id) / name)

@@ -109,10 +109,9 @@ class Recorder(Hooks):
             from edmctl.fid.pipeline import compare
             from edmctl.fid.shared import shared_stats
 
-            seeds = plan.blocks[0]
-            dim = plan.detector.feature_dim(self.denoiser.img_shape)
-            result = compare(shared_stats(plan.make_batches, plan.detector, dim, seeds, plan.batch, dist),
-                             plan.ref_stats, seeds)
+            seeds = plan.blocks[0]  # the features' dimension is the reference's (prepare_fid checked they agree)
+            result = compare(shared_stats(plan.make_batches, plan.detector, plan.ref_stats.dim, seeds, plan.batch,
+                                          dist), plan.ref_stats, seeds)
         else:
             result = plan.measure()[0]
         values = {"fid": result.fid, **({"kid": result.kid} if result.kid is not None else {})}
